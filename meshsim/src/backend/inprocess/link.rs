@@ -1,0 +1,322 @@
+//! Simulated links: one direction of a peer connection as a shaped byte pipe.
+//!
+//! The model, per direction of a connection:
+//! - **Bandwidth:** a write of `n` bytes occupies the link for `8n / bandwidth` seconds after
+//!   the previous write finished (a FIFO serialiser, unlimited buffer).
+//! - **Latency and jitter:** it then arrives `latency + u` later, `u` uniform in
+//!   `[-jitter, +jitter]` (clamped at zero). Arrivals never overtake each other: a reliable
+//!   stream delivers in order, so a late chunk holds back the ones after it.
+//! - **Loss:** the connection is a reliable stream, so a lost packet becomes delay, as TCP
+//!   retransmission makes it. A write is cut into 1448-byte packets; if any is lost (each
+//!   with probability `loss`) the write is retransmitted after one RTO, `RTT + 200 ms` (Linux's
+//!   minimum RTO above the round trip), doubling for each further loss of the same write.
+//! - **Partition:** nothing crosses while the direction is cut. Bytes written during the cut,
+//!   or still in flight when it began, arrive one latency after the heal, in order (an
+//!   idealised TCP retransmission that gave up on no connection).
+//! - **Timers:** arrivals are scheduled on tokio's timer, which has millisecond resolution, and
+//!   a busy CPU delays them further; benchmarks measure that error.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncWrite};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, Sleep};
+
+use crate::topology::LinkShape;
+
+/// Bytes of payload per simulated packet (a typical TCP MSS).
+const PACKET: usize = 1448;
+/// Linux's minimum retransmission timeout.
+const MIN_RTO: Duration = Duration::from_millis(200);
+
+/// The current condition of one direction between two nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct PathState {
+    /// The shape traffic gets.
+    pub shape: LinkShape,
+    /// Latency of the reverse direction (for the retransmission timeout).
+    pub reverse_latency: Duration,
+    /// Cut by a partition.
+    pub blocked: bool,
+}
+
+struct Chunk {
+    at: Instant,
+    data: Vec<u8>,
+}
+
+/// The sending half of a direction.
+struct Sender {
+    chan: Option<mpsc::UnboundedSender<Chunk>>,
+    path: watch::Receiver<PathState>,
+    busy_until: Instant,
+    last_arrival: Instant,
+    rng: StdRng,
+}
+
+impl Sender {
+    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        let state = *self.path.borrow();
+        let now = Instant::now();
+        let shape = state.shape;
+        let start = self.busy_until.max(now);
+        self.busy_until = match shape.bandwidth {
+            Some(bps) => start + Duration::from_secs_f64(data.len() as f64 * 8.0 / bps as f64),
+            None => start,
+        };
+        let mut delay = shape.latency;
+        if !shape.jitter.is_zero() {
+            let j = shape.jitter.as_secs_f64();
+            let u: f64 = self.rng.random_range(-j..=j);
+            delay = Duration::from_secs_f64((shape.latency.as_secs_f64() + u).max(0.0));
+        }
+        if shape.loss > 0.0 {
+            let packets = data.len().div_ceil(PACKET).max(1) as i32;
+            let p_hit = 1.0 - (1.0 - shape.loss).powi(packets);
+            let mut rto = shape.latency + state.reverse_latency + MIN_RTO;
+            for _ in 0..16 {
+                if !self.rng.random_bool(p_hit) {
+                    break;
+                }
+                delay += rto;
+                rto *= 2;
+            }
+        }
+        let at = (self.busy_until + delay).max(self.last_arrival);
+        self.last_arrival = at;
+        let chan = self
+            .chan
+            .as_ref()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        chan.send(Chunk {
+            at,
+            data: data.to_vec(),
+        })
+        .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
+    }
+}
+
+/// The receiving half of a direction.
+struct Receiver {
+    chan: mpsc::UnboundedReceiver<Chunk>,
+    path: watch::Receiver<PathState>,
+    pending: Option<Chunk>,
+    current: Vec<u8>,
+    pos: usize,
+    sleep: Pin<Box<Sleep>>,
+    heal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    last_release: Instant,
+}
+
+impl Receiver {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        loop {
+            if self.pos < self.current.len() {
+                let n = buf.len().min(self.current.len() - self.pos);
+                buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+                self.pos += n;
+                return Poll::Ready(Ok(n));
+            }
+            if self.pending.is_none() {
+                match self.chan.poll_recv(cx) {
+                    Poll::Ready(Some(chunk)) => self.pending = Some(chunk),
+                    Poll::Ready(None) => return Poll::Ready(Ok(0)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            // Held while the direction is cut; re-timed to one latency after the heal.
+            if self.path.borrow().blocked || self.heal.is_some() {
+                let fut = self.heal.get_or_insert_with(|| {
+                    let mut rx = self.path.clone();
+                    Box::pin(async move {
+                        let _ = rx.wait_for(|s| !s.blocked).await;
+                    })
+                });
+                if fut.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.heal = None;
+                let latency = self.path.borrow().shape.latency;
+                let chunk = self.pending.as_mut().expect("pending chunk");
+                chunk.at = chunk.at.max(Instant::now() + latency);
+            }
+            let chunk = self.pending.as_ref().expect("pending chunk");
+            let at = chunk.at.max(self.last_release);
+            if Instant::now() < at {
+                if self.sleep.deadline() != at {
+                    self.sleep.as_mut().reset(at);
+                }
+                if self.sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+            self.last_release = at;
+            let chunk = self.pending.take().expect("pending chunk");
+            self.current = chunk.data;
+            self.pos = 0;
+        }
+    }
+}
+
+/// One end of a simulated connection: writes go out over one shaped direction, reads come in
+/// over the other.
+pub(crate) struct SimStream {
+    tx: Sender,
+    rx: Receiver,
+}
+
+/// Makes a connected pair `(dialer end, listener end)`. `out` shapes dialer -> listener,
+/// `back` listener -> dialer; `seed` drives jitter and loss.
+pub(crate) fn pipe(
+    out: watch::Receiver<PathState>,
+    back: watch::Receiver<PathState>,
+    seed: u64,
+) -> (SimStream, SimStream) {
+    let (tx_out, rx_out) = mpsc::unbounded_channel();
+    let (tx_back, rx_back) = mpsc::unbounded_channel();
+    let now = Instant::now();
+    let sender = |chan, path, seed| Sender {
+        chan: Some(chan),
+        path,
+        busy_until: now,
+        last_arrival: now,
+        rng: StdRng::seed_from_u64(seed),
+    };
+    let receiver = |chan, path| Receiver {
+        chan,
+        path,
+        pending: None,
+        current: Vec::new(),
+        pos: 0,
+        sleep: Box::pin(tokio::time::sleep_until(now)),
+        heal: None,
+        last_release: now,
+    };
+    let dialer = SimStream {
+        tx: sender(tx_out, out.clone(), seed),
+        rx: receiver(rx_back, back.clone()),
+    };
+    let listener = SimStream {
+        tx: sender(tx_back, back, seed ^ 0x9e37_79b9_7f4a_7c15),
+        rx: receiver(rx_out, out),
+    };
+    (dialer, listener)
+}
+
+impl AsyncRead for SimStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().rx.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SimStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(self.get_mut().tx.send(buf).map(|()| buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().tx.chan = None;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::{AsyncReadExt, AsyncWriteExt};
+
+    fn state(shape: LinkShape) -> (watch::Sender<PathState>, watch::Receiver<PathState>) {
+        watch::channel(PathState {
+            shape,
+            reverse_latency: shape.latency,
+            blocked: false,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_and_bandwidth_delay_arrival() {
+        let (_s1, out) =
+            state(LinkShape::latency(Duration::from_millis(50)).with_bandwidth(8_000_000));
+        let (_s2, back) = state(LinkShape::default());
+        let (mut a, mut b) = pipe(out, back, 1);
+        let t0 = Instant::now();
+        a.write_all(&[7u8; 10_000]).await.unwrap(); // 10 ms at 8 Mbit/s
+        let mut buf = vec![0u8; 10_000];
+        b.read_exact(&mut buf).await.unwrap();
+        assert_eq!(buf, vec![7u8; 10_000]);
+        assert_eq!(t0.elapsed(), Duration::from_millis(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn partition_holds_until_heal() {
+        let (s1, out) = state(LinkShape::latency(Duration::from_millis(20)));
+        let (_s2, back) = state(LinkShape::default());
+        let (mut a, mut b) = pipe(out, back, 1);
+        s1.send_modify(|s| s.blocked = true);
+        a.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 5];
+        let read = tokio::time::timeout(Duration::from_secs(10), b.read_exact(&mut buf)).await;
+        assert!(read.is_err(), "nothing crosses a partition");
+        let healed = Instant::now();
+        s1.send_modify(|s| s.blocked = false);
+        b.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello");
+        assert_eq!(healed.elapsed(), Duration::from_millis(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn loss_becomes_retransmission_delay() {
+        let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.5));
+        let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
+        let (mut a, mut b) = pipe(out, back, 42);
+        let mut late = 0;
+        for _ in 0..200 {
+            let t0 = Instant::now();
+            a.write_all(&[1u8; 100]).await.unwrap();
+            let mut buf = [0u8; 100];
+            b.read_exact(&mut buf).await.unwrap();
+            let d = t0.elapsed();
+            assert!(d >= Duration::from_millis(10));
+            if d >= Duration::from_millis(230) {
+                late += 1; // 10 ms + RTO (20 ms RTT + 200 ms)
+            }
+        }
+        assert!(
+            (70..130).contains(&late),
+            "about half the writes are retransmitted: {late}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jitter_never_reorders() {
+        let (_s1, out) = state(
+            LinkShape::latency(Duration::from_millis(20)).with_jitter(Duration::from_millis(15)),
+        );
+        let (_s2, back) = state(LinkShape::default());
+        let (mut a, mut b) = pipe(out, back, 7);
+        for i in 0..100u8 {
+            a.write_all(&[i]).await.unwrap();
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        let mut buf = [0u8; 100];
+        b.read_exact(&mut buf).await.unwrap();
+        assert!(buf.iter().enumerate().all(|(i, &v)| v == i as u8));
+    }
+}

@@ -1,0 +1,160 @@
+//! The simulated network of one simulation: who listens, and the state of every path.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::link::{PathState, SimStream, pipe};
+use crate::topology::{NodeId, Topology};
+
+type Listener = mpsc::UnboundedSender<(SimStream, NodeId)>;
+
+/// Listeners, the topology, partitions, and one watched [`PathState`] per ordered pair.
+pub(crate) struct SimNet {
+    seed: u64,
+    connections: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    topology: Topology,
+    listeners: HashMap<NodeId, Listener>,
+    paths: HashMap<(NodeId, NodeId), watch::Sender<PathState>>,
+    partitions: Vec<(Vec<NodeId>, Vec<NodeId>)>,
+}
+
+impl Inner {
+    fn state(&self, from: NodeId, to: NodeId) -> Option<PathState> {
+        let shape = self.topology.path_shape(from, to)?;
+        let back = self.topology.path_shape(to, from)?;
+        let blocked = self.partitions.iter().any(|(a, b)| {
+            (a.contains(&from) && b.contains(&to)) || (b.contains(&from) && a.contains(&to))
+        });
+        Some(PathState {
+            shape,
+            reverse_latency: back.latency,
+            blocked,
+        })
+    }
+
+    fn path(&mut self, from: NodeId, to: NodeId) -> io::Result<watch::Receiver<PathState>> {
+        if let Some(tx) = self.paths.get(&(from, to)) {
+            return Ok(tx.subscribe());
+        }
+        let state = self.state(from, to).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::HostUnreachable,
+                format!("no route from {from} to {to}"),
+            )
+        })?;
+        let (tx, rx) = watch::channel(state);
+        self.paths.insert((from, to), tx);
+        Ok(rx)
+    }
+
+    /// Recomputes every known path after a change, notifying connections whose path changed.
+    fn refresh(&mut self) {
+        let keys: Vec<(NodeId, NodeId)> = self.paths.keys().copied().collect();
+        for (from, to) in keys {
+            if let Some(state) = self.state(from, to) {
+                self.paths[&(from, to)].send_if_modified(|s| {
+                    let changed = *s != state;
+                    *s = state;
+                    changed
+                });
+            }
+        }
+    }
+}
+
+impl SimNet {
+    pub(crate) fn new(topology: Topology, seed: u64) -> Arc<Self> {
+        Arc::new(SimNet {
+            seed,
+            connections: AtomicU64::new(0),
+            inner: Mutex::new(Inner {
+                topology,
+                listeners: HashMap::new(),
+                paths: HashMap::new(),
+                partitions: Vec::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn listen(&self, n: NodeId) -> mpsc::UnboundedReceiver<(SimStream, NodeId)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().listeners.insert(n, tx);
+        rx
+    }
+
+    pub(crate) fn unlisten(&self, n: NodeId) {
+        self.lock().listeners.remove(&n);
+    }
+
+    /// Opens a connection `from -> to`; returns the dialer's end and the handshake time (one RTT).
+    pub(crate) fn connect(&self, from: NodeId, to: NodeId) -> io::Result<(SimStream, Duration)> {
+        let mut inner = self.lock();
+        let listener = inner.listeners.get(&to).cloned().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("{to} is not listening"),
+            )
+        })?;
+        let out = inner.path(from, to)?;
+        let back = inner.path(to, from)?;
+        let (o, b) = (*out.borrow(), *back.borrow());
+        if o.blocked || b.blocked {
+            return Err(io::Error::new(
+                io::ErrorKind::HostUnreachable,
+                format!("{from} and {to} are partitioned"),
+            ));
+        }
+        let k = self.connections.fetch_add(1, Ordering::Relaxed);
+        let seed = self.seed
+            ^ (u64::from(from.0) << 40)
+            ^ (u64::from(to.0) << 20)
+            ^ k.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let (dialer, listener_end) = pipe(out, back, seed);
+        listener.send((listener_end, from)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("{to} stopped listening"),
+            )
+        })?;
+        Ok((dialer, o.shape.latency + b.shape.latency))
+    }
+
+    /// Changes the topology (link shapes, added nodes) and re-shapes live connections.
+    pub(crate) fn update_topology<T>(&self, f: impl FnOnce(&mut Topology) -> T) -> T {
+        let mut inner = self.lock();
+        let out = f(&mut inner.topology);
+        inner.refresh();
+        out
+    }
+
+    pub(crate) fn partition(&self, a: Vec<NodeId>, b: Vec<NodeId>) {
+        let mut inner = self.lock();
+        inner.partitions.push((a, b));
+        inner.refresh();
+    }
+
+    /// Removes the partition between exactly these groups; false if there was none.
+    pub(crate) fn heal(&self, a: &[NodeId], b: &[NodeId]) -> bool {
+        let mut inner = self.lock();
+        let before = inner.partitions.len();
+        inner
+            .partitions
+            .retain(|(x, y)| !((x == a && y == b) || (x == b && y == a)));
+        let healed = inner.partitions.len() != before;
+        inner.refresh();
+        healed
+    }
+}

@@ -1,0 +1,138 @@
+//! A libp2p `Transport` over simulated links: node `n` listens on `/memory/<n + 1>`, and a
+//! dial creates a [`SimStream`] pair shaped by the network's current path state.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::{self, BoxFuture, Ready};
+use libp2p::core::multiaddr::{Multiaddr, Protocol};
+use libp2p::core::transport::{DialOpts, ListenerId, Transport, TransportError, TransportEvent};
+use tokio::sync::mpsc;
+
+use super::link::SimStream;
+use super::net::SimNet;
+use crate::topology::NodeId;
+
+/// The address node `n` listens on.
+pub(crate) fn addr_of(n: NodeId) -> Multiaddr {
+    Multiaddr::empty().with(Protocol::Memory(n.0 as u64 + 1))
+}
+
+fn node_of(addr: &Multiaddr) -> Option<NodeId> {
+    let mut it = addr.iter();
+    match (it.next(), it.next(), it.next()) {
+        (Some(Protocol::Memory(port)), None | Some(Protocol::P2p(_)), None) if port >= 1 => {
+            u32::try_from(port - 1).ok().map(NodeId)
+        }
+        _ => None,
+    }
+}
+
+/// A node's transport.
+pub(crate) struct SimTransport {
+    net: Arc<SimNet>,
+    me: NodeId,
+    listener: Option<(ListenerId, mpsc::UnboundedReceiver<(SimStream, NodeId)>)>,
+    events: VecDeque<TransportEvent<Ready<Result<SimStream, io::Error>>, io::Error>>,
+}
+
+impl SimTransport {
+    pub(crate) fn new(net: Arc<SimNet>, me: NodeId) -> Self {
+        SimTransport {
+            net,
+            me,
+            listener: None,
+            events: VecDeque::new(),
+        }
+    }
+}
+
+impl Drop for SimTransport {
+    fn drop(&mut self) {
+        if self.listener.is_some() {
+            self.net.unlisten(self.me);
+        }
+    }
+}
+
+impl Transport for SimTransport {
+    type Output = SimStream;
+    type Error = io::Error;
+    type ListenerUpgrade = Ready<Result<SimStream, io::Error>>;
+    type Dial = BoxFuture<'static, Result<SimStream, io::Error>>;
+
+    fn listen_on(
+        &mut self,
+        id: ListenerId,
+        addr: Multiaddr,
+    ) -> Result<(), TransportError<io::Error>> {
+        if node_of(&addr) != Some(self.me) || self.listener.is_some() {
+            return Err(TransportError::MultiaddrNotSupported(addr));
+        }
+        let rx = self.net.listen(self.me);
+        self.listener = Some((id, rx));
+        self.events.push_back(TransportEvent::NewAddress {
+            listener_id: id,
+            listen_addr: addr,
+        });
+        Ok(())
+    }
+
+    fn remove_listener(&mut self, id: ListenerId) -> bool {
+        match &self.listener {
+            Some((lid, _)) if *lid == id => {
+                self.listener = None;
+                self.net.unlisten(self.me);
+                self.events.push_back(TransportEvent::ListenerClosed {
+                    listener_id: id,
+                    reason: Ok(()),
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn dial(
+        &mut self,
+        addr: Multiaddr,
+        _opts: DialOpts,
+    ) -> Result<Self::Dial, TransportError<io::Error>> {
+        let Some(to) = node_of(&addr) else {
+            return Err(TransportError::MultiaddrNotSupported(addr));
+        };
+        let (stream, handshake) = self
+            .net
+            .connect(self.me, to)
+            .map_err(TransportError::Other)?;
+        // The TCP handshake: one round trip before the dialer may send.
+        Ok(Box::pin(async move {
+            tokio::time::sleep(handshake).await;
+            Ok(stream)
+        }))
+    }
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<TransportEvent<Self::ListenerUpgrade, io::Error>> {
+        let this = self.get_mut();
+        if let Some(ev) = this.events.pop_front() {
+            return Poll::Ready(ev);
+        }
+        if let Some((id, rx)) = &mut this.listener {
+            if let Poll::Ready(Some((stream, from))) = rx.poll_recv(cx) {
+                return Poll::Ready(TransportEvent::Incoming {
+                    listener_id: *id,
+                    upgrade: future::ready(Ok(stream)),
+                    local_addr: addr_of(this.me),
+                    send_back_addr: addr_of(from),
+                });
+            }
+        }
+        Poll::Pending
+    }
+}

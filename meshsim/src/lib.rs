@@ -1,0 +1,106 @@
+//! meshsim: a test harness for peer-to-peer gossip protocols.
+//!
+//! Declare a network, start real rust-libp2p gossipsub nodes on it, shape every link
+//! (latency, jitter, loss, bandwidth, per direction), publish messages, and assert on how they
+//! propagated. Every run leaves a trace: what happened, with nanosecond timestamps.
+//!
+//! ```
+//! use meshsim::{Topology, ms, secs, node};
+//!
+//! #[meshsim::test(seed = 7)]
+//! async fn block_reaches_everyone(sim: meshsim::Sim) -> meshsim::Result<()> {
+//!     let net = Topology::random_regular(20, 4, sim.seed())?.with_latency(ms(40)).with_jitter(ms(5));
+//!     let mut sim = sim.start(net).await?; // 20 gossipsub nodes, meshes formed
+//!     let msg = sim.publish(node(0), meshsim::DEFAULT_TOPIC, 1024).await?;
+//!     let delivery = sim.wait_delivered(msg, secs(5)).await?;
+//!     delivery.assert_reach(1.0)?.assert_p99_latency_below(ms(1000))?;
+//!     Ok(()) // on failure the trace is saved under target/meshsim/<test>/
+//! }
+//! # block_reaches_everyone();
+//! ```
+//!
+//! # The parts
+//! Data flows one way, and the modules follow it:
+//! - [`topology`]: what the network is. [`Topology`] holds nodes and links, each direction of a
+//!   link with its own [`LinkShape`]; generators (`line`, `ring`, `star`, `full_mesh`, `grid`,
+//!   `random_regular`, `erdos_renyi`, `barabasi_albert`, `geographic`) and imports (Shadow GML,
+//!   GraphML). The [`Overlay`] says which peer connections the protocol makes; traffic between
+//!   peers that are not directly linked follows the lowest-latency underlay path.
+//! - [`node`]: the rust-libp2p gossipsub node, with every parameter in [`GossipsubParams`],
+//!   checked before libp2p sees it.
+//! - backends make a topology real; [`Backend::InProcess`] (the default) runs every node as a
+//!   task in the test process over simulated links. The Docker backend is not built yet.
+//! - [`Sim`] and [`Simulation`]: start, wait for the overlay, publish, wait for delivery,
+//!   change links, partition and heal, stop and restart nodes, add nodes, annotate.
+//! - [`trace`]: the [`Trace`], its queries ([`Delivery`]: reach, latency percentiles,
+//!   dissemination time, duplicates per node, propagation tree and hops), assertions whose
+//!   failures explain themselves, and the versioned JSON file.
+//! - [`test`]: the `#[meshsim::test]` attribute.
+//!
+//! # The in-process link model
+//! Each direction of a peer connection is a pipe. A write of `n` bytes occupies the link for
+//! `8n / bandwidth` after the previous write (FIFO), then arrives `latency ± uniform(jitter)`
+//! later, never before an earlier write (a stream delivers in order). Loss on a reliable
+//! stream becomes delay: a write is cut into 1448-byte packets, and if one is lost (each with
+//! probability `loss`) the write arrives one RTO later, `RTT + 200 ms`, doubling for each
+//! further loss. A partition holds all bytes until the heal, then delivers them one latency
+//! later. Opening a connection takes one round trip. Timers have tokio's 1 ms resolution, and
+//! on a busy CPU deliveries run late: that lag is real and shows up in measured latencies.
+//!
+//! # Environment
+//! - `MESHSIM_BACKEND`: `in-process` (default) or `docker`.
+//! - `MESHSIM_TRACE_DIR`: where traces go instead of `target/meshsim`.
+//! - `MESHSIM_SAVE_TRACES=1`: save traces of passing tests too.
+//! - `MESHSIM_LOG`: log filter (tracing `EnvFilter` syntax), default `meshsim=info,warn`.
+
+#![warn(missing_docs)]
+
+extern crate self as meshsim;
+
+mod backend;
+mod error;
+pub mod node;
+mod runner;
+mod sim;
+pub mod topology;
+pub mod trace;
+
+pub use backend::Backend;
+pub use error::{
+    AssertionError, Error, ImportError, ParamsError, Result, TopologyError, TraceFileError,
+};
+pub use node::GossipsubParams;
+pub use sim::{DEFAULT_TOPIC, Sim, Simulation};
+pub use topology::{GeoParams, Link, LinkShape, NodeId, Overlay, Topology, node};
+pub use trace::{Delivery, Event, EventKind, MsgId, Trace};
+
+/// Marks an `async fn(sim: meshsim::Sim) -> meshsim::Result<()>` as a test.
+///
+/// It becomes a `#[test]` that builds a tokio runtime, hands the function a [`Sim`] named
+/// after the test, and runs it under a timeout. When the test fails, panics or times out,
+/// every simulation it started has its trace (and the captured logs) written to
+/// `target/meshsim/<module path>.<test name>/`, and the failure message says where.
+///
+/// Arguments, all optional:
+/// - `backend = "in-process"` (or `"docker"`); otherwise `MESHSIM_BACKEND`, else in-process;
+/// - `timeout = "90s"` (units `ms`, `s`, `m`; default 120 s);
+/// - `seed = 7` (default 0), available as [`Sim::seed`].
+///
+/// Works with `#[tracing_test::traced_test]` above or below it: meshsim then leaves
+/// logging to it.
+pub use meshsim_macros::test;
+
+/// A duration of `n` milliseconds.
+pub fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
+}
+
+/// A duration of `n` seconds.
+pub fn secs(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n)
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::runner::{TestArgs, TestResult, run_test};
+}

@@ -1,0 +1,399 @@
+//! The node: a rust-libp2p gossipsub node (noise, yamux) driven by the harness, reporting
+//! every event to the trace.
+
+mod observe;
+mod params;
+
+pub use params::{GossipsubParams, MessageIdFn, Validation};
+
+pub(crate) use observe::PeerBook;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use libp2p::core::transport::Transport;
+use libp2p::core::upgrade::Version;
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, TopicHash};
+use libp2p::identity::Keypair;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{Swarm, SwarmEvent};
+use libp2p::{PeerId, noise, yamux};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+use tracing::instrument::WithSubscriber;
+
+use crate::backend::inprocess::{SimNet, SimTransport, addr_of};
+use crate::error::{Error, Result};
+use crate::topology::NodeId;
+use crate::trace::recorder::Recorder;
+use crate::trace::{EventKind, MsgId};
+use observe::{CopyTap, Observed, Tap};
+
+/// The node software, as recorded in traces.
+pub(crate) const SOFTWARE: &str = "rust-libp2p 0.57 gossipsub 0.50 (noise, yamux)";
+
+/// The node's key, derived from the simulation seed so peer ids repeat across runs.
+pub(crate) fn keypair(seed: u64, node: NodeId) -> Keypair {
+    let mut rng =
+        StdRng::seed_from_u64(seed ^ (u64::from(node.0).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+    let mut bytes = [0u8; 32];
+    rng.fill_bytes(&mut bytes);
+    Keypair::ed25519_from_bytes(bytes).expect("32 bytes make an ed25519 key")
+}
+
+/// What the harness asks of a node.
+pub(crate) enum Command {
+    Dial {
+        peer: NodeId,
+        permit: Option<OwnedSemaphorePermit>,
+    },
+    Disconnect(NodeId),
+    Subscribe(String, oneshot::Sender<Result<(), String>>),
+    Unsubscribe(String, oneshot::Sender<Result<(), String>>),
+    Publish {
+        msg: MsgId,
+        topic: String,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// A running node.
+pub(crate) struct NodeHandle {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub task: JoinHandle<()>,
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Everything a node needs to start.
+pub(crate) struct NodeSetup {
+    pub node: NodeId,
+    pub keypair: Keypair,
+    pub params: GossipsubParams,
+    pub topics: Vec<String>,
+    pub net: Arc<SimNet>,
+    pub recorder: Arc<Recorder>,
+    pub book: Arc<PeerBook>,
+}
+
+/// Builds the node's swarm and starts its task; the node is listening and subscribed to its
+/// topics when this returns.
+pub(crate) fn spawn(setup: NodeSetup) -> Result<NodeHandle> {
+    let NodeSetup {
+        node,
+        keypair,
+        params,
+        topics,
+        net,
+        recorder,
+        book,
+    } = setup;
+    let peer = keypair.public().to_peer_id();
+    book.insert(peer, node);
+    let config = params.to_config()?;
+    let tap = Arc::new(Tap {
+        node,
+        me: peer,
+        book: book.clone(),
+        recorder: recorder.clone(),
+        current: Mutex::new(None),
+        topics: Mutex::new(BTreeSet::new()),
+        seen: Mutex::new(Default::default()),
+    });
+    let fail = |reason: String| Error::Node { node, reason };
+    let gossipsub = gossipsub::Behaviour::new_with_transform(
+        MessageAuthenticity::Signed(keypair.clone()),
+        config,
+        CopyTap(tap.clone()),
+    )
+    .map_err(|e| fail(format!("gossipsub refused to start: {e}")))?;
+    let noise = noise::Config::new(&keypair).map_err(|e| fail(format!("noise: {e}")))?;
+    let transport = SimTransport::new(net, node)
+        .upgrade(Version::V1)
+        .authenticate(noise)
+        .multiplex(yamux::Config::default())
+        .boxed();
+    let span = tracing::info_span!(target: "meshsim", "node", name = %node);
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    let (exec_span, exec_dispatch) = (span.clone(), dispatch.clone());
+    let swarm_config = libp2p::swarm::Config::with_executor(
+        move |fut: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
+            tokio::spawn(
+                fut.instrument(exec_span.clone())
+                    .with_subscriber(exec_dispatch.clone()),
+            );
+        },
+    )
+    .with_idle_connection_timeout(Duration::from_secs(24 * 3600));
+    let mut swarm = Swarm::new(
+        transport,
+        Observed::new(gossipsub, tap.clone()),
+        peer,
+        swarm_config,
+    );
+    swarm
+        .listen_on(addr_of(node))
+        .map_err(|e| fail(format!("cannot listen: {e}")))?;
+    recorder.record(Some(node), EventKind::NodeUp);
+    let mut state = NodeState {
+        node,
+        swarm,
+        tap,
+        recorder,
+        book,
+        params,
+        pending_dials: HashMap::new(),
+        mesh: HashMap::new(),
+    };
+    for t in &topics {
+        state.subscribe(t).map_err(fail)?;
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(state.run(rx).instrument(span).with_subscriber(dispatch));
+    Ok(NodeHandle { commands: tx, task })
+}
+
+struct NodeState {
+    node: NodeId,
+    swarm: Swarm<Observed>,
+    tap: Arc<Tap>,
+    recorder: Arc<Recorder>,
+    book: Arc<PeerBook>,
+    params: GossipsubParams,
+    pending_dials: HashMap<PeerId, OwnedSemaphorePermit>,
+    mesh: HashMap<TopicHash, BTreeSet<NodeId>>,
+}
+
+impl NodeState {
+    fn gossipsub(&mut self) -> &mut observe::Gossipsub {
+        &mut self.swarm.behaviour_mut().inner
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut validations = FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => {
+                    if let Some((id, from)) = self.event(event) {
+                        let delay = self.params.validation_delay.unwrap_or_default();
+                        validations.push(async move {
+                            tokio::time::sleep(delay).await;
+                            (id, from)
+                        });
+                    }
+                }
+                Some((id, from)) = validations.next(), if !validations.is_empty() => {
+                    self.gossipsub().report_message_validation_result(&id, &from, gossipsub::MessageAcceptance::Accept);
+                }
+            }
+            self.diff_mesh();
+        }
+    }
+
+    fn subscribe(&mut self, topic: &str) -> Result<(), String> {
+        let t = IdentTopic::new(topic);
+        self.gossipsub()
+            .subscribe(&t)
+            .map_err(|e| format!("cannot subscribe to {topic:?}: {e}"))?;
+        self.tap
+            .topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(t.hash());
+        self.recorder.record(
+            Some(self.node),
+            EventKind::Subscribed {
+                topic: topic.into(),
+            },
+        );
+        Ok(())
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Dial { peer, permit } => {
+                let Some(pid) = self.peer_of(peer) else {
+                    return;
+                };
+                let opts = DialOpts::peer_id(pid)
+                    .addresses(vec![addr_of(peer)])
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        if let Some(p) = permit {
+                            self.pending_dials.insert(pid, p);
+                        }
+                    }
+                    Err(e) => tracing::warn!(target: "meshsim", %peer, "dial failed: {e}"),
+                }
+            }
+            Command::Disconnect(peer) => {
+                if let Some(pid) = self.peer_of(peer) {
+                    let _ = self.swarm.disconnect_peer_id(pid);
+                }
+            }
+            Command::Subscribe(topic, reply) => {
+                let _ = reply.send(self.subscribe(&topic));
+            }
+            Command::Unsubscribe(topic, reply) => {
+                let t = IdentTopic::new(topic.clone());
+                self.gossipsub().unsubscribe(&t);
+                self.tap
+                    .topics
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&t.hash());
+                self.recorder
+                    .record(Some(self.node), EventKind::Unsubscribed { topic });
+                let _ = reply.send(Ok(()));
+            }
+            Command::Publish {
+                msg,
+                topic,
+                data,
+                reply,
+            } => {
+                let size = data.len();
+                self.tap
+                    .seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(msg);
+                let res = match self
+                    .gossipsub()
+                    .publish(IdentTopic::new(topic.clone()), data)
+                {
+                    Ok(_) => {
+                        self.recorder.published(msg, self.node, &topic, size);
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = reply.send(res);
+            }
+        }
+    }
+
+    fn peer_of(&self, n: NodeId) -> Option<PeerId> {
+        self.book.peer(n)
+    }
+
+    /// Handles a swarm event; returns a message awaiting validation, if any.
+    fn event(&mut self, event: SwarmEvent<gossipsub::Event>) -> Option<(MessageId, PeerId)> {
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                self.pending_dials.remove(&peer_id);
+                if num_established.get() == 1 {
+                    if let Some(peer) = self.book.node(&peer_id) {
+                        self.recorder
+                            .record(Some(self.node), EventKind::PeerConnected { peer });
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established == 0 {
+                    if let Some(peer) = self.book.node(&peer_id) {
+                        self.recorder
+                            .record(Some(self.node), EventKind::PeerDisconnected { peer });
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                if let Some(p) = peer_id {
+                    self.pending_dials.remove(&p);
+                }
+                tracing::warn!(target: "meshsim", peer = ?peer_id.and_then(|p| self.book.node(&p)), "connection failed: {error}");
+            }
+            SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, topic }) => {
+                if let Some(peer) = self.book.node(&peer_id) {
+                    self.recorder
+                        .peer_subscription(self.node, peer, topic.as_str(), true);
+                }
+            }
+            SwarmEvent::Behaviour(gossipsub::Event::Unsubscribed { peer_id, topic }) => {
+                if let Some(peer) = self.book.node(&peer_id) {
+                    self.recorder
+                        .peer_subscription(self.node, peer, topic.as_str(), false);
+                }
+            }
+            SwarmEvent::Behaviour(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                ..
+            }) => {
+                if self.params.validation_delay.is_some() {
+                    return Some((message_id, propagation_source));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Records grafts and prunes by comparing each topic's mesh with the last one seen.
+    fn diff_mesh(&mut self) {
+        let topics: Vec<TopicHash> = self
+            .tap
+            .topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        for topic in topics {
+            let now: BTreeSet<NodeId> = self
+                .swarm
+                .behaviour()
+                .inner
+                .mesh_peers(&topic)
+                .filter_map(|p| self.book.node(p))
+                .collect();
+            let before = self.mesh.entry(topic.clone()).or_default();
+            if *before == now {
+                continue;
+            }
+            for &peer in now.difference(before) {
+                self.recorder.record(
+                    Some(self.node),
+                    EventKind::Graft {
+                        peer,
+                        topic: topic.to_string(),
+                    },
+                );
+            }
+            for &peer in before.difference(&now) {
+                self.recorder.record(
+                    Some(self.node),
+                    EventKind::Prune {
+                        peer,
+                        topic: topic.to_string(),
+                    },
+                );
+            }
+            *before = now;
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! What `#[meshsim::test]` expands to calls into here: build a runtime, capture logs, run the
+//! test with a timeout, and save traces and logs when it fails (or when asked).
+
+use std::future::Future;
+use std::io::Write;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use tracing::instrument::WithSubscriber;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{EnvFilter, Layer, fmt};
+
+use crate::backend::Backend;
+use crate::sim::Sim;
+use crate::trace::recorder::Recorder;
+use crate::trace::trace_dir;
+
+/// The default log filter when `MESHSIM_LOG` is not set.
+const DEFAULT_LOG: &str = "meshsim=info,warn";
+
+/// A test's shared state: its name and the simulations it started.
+#[derive(Debug)]
+pub struct TestContext {
+    name: String,
+    recorders: Mutex<Vec<Arc<Recorder>>>,
+}
+
+impl TestContext {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn file_for(&self, i: usize) -> PathBuf {
+        let name = if i == 0 {
+            "trace.json".to_string()
+        } else {
+            format!("trace-{}.json", i + 1)
+        };
+        trace_dir(&self.name).join(name)
+    }
+
+    /// Registers a simulation's recorder; returns where its trace will be written.
+    pub(crate) fn register(&self, r: Arc<Recorder>) -> PathBuf {
+        let mut v = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        v.push(r);
+        self.file_for(v.len() - 1)
+    }
+
+    /// Writes every trace, and the captured log; returns the trace paths.
+    fn save(&self, log: Option<&[u8]>) -> Vec<PathBuf> {
+        let recorders = self
+            .recorders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut saved = Vec::new();
+        for (i, r) in recorders.iter().enumerate() {
+            let path = self.file_for(i);
+            match r.snapshot().save(&path) {
+                Ok(()) => saved.push(path),
+                Err(e) => eprintln!("meshsim: could not save the trace: {e}"),
+            }
+        }
+        if let Some(log) = log.filter(|l| !l.is_empty()) {
+            let path = trace_dir(&self.name).join("log.txt");
+            let written = std::fs::create_dir_all(trace_dir(&self.name))
+                .and_then(|()| std::fs::write(&path, log));
+            if let Err(e) = written {
+                eprintln!("meshsim: could not save the log to {}: {e}", path.display());
+            }
+        }
+        saved
+    }
+}
+
+/// Arguments of `#[meshsim::test]`.
+#[derive(Debug, Clone, Default)]
+pub struct TestArgs {
+    /// `backend = "..."`; `MESHSIM_BACKEND` overrides when unset.
+    pub backend: Option<&'static str>,
+    /// `timeout = "..."`, already parsed; default 120 s.
+    pub timeout: Option<Duration>,
+    /// `seed = N`; default 0.
+    pub seed: Option<u64>,
+    /// The test installs its own tracing subscriber (`#[traced_test]`): leave logging alone.
+    pub user_subscriber: bool,
+}
+
+/// What a test function may return: `()` or `Result<(), E: Display>`.
+pub trait TestResult {
+    /// `Err` with the message to fail with.
+    fn into_outcome(self) -> Result<(), String>;
+}
+
+impl TestResult for () {
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: std::fmt::Display> TestResult for Result<(), E> {
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// A writer the log layer appends to, shared with the runner.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs one test. Called by the code `#[meshsim::test]` generates; not for direct use.
+pub fn run_test<F, Fut, R>(name: &str, args: TestArgs, test: F)
+where
+    F: FnOnce(Sim) -> Fut,
+    Fut: Future<Output = R>,
+    R: TestResult,
+{
+    let backend = match args.backend {
+        Some(b) => b.parse::<Backend>(),
+        None => Backend::from_env().map(Option::unwrap_or_default),
+    }
+    .unwrap_or_else(|e| panic!("meshsim: {e}"));
+    let ctx = Arc::new(TestContext {
+        name: name.to_string(),
+        recorders: Mutex::new(Vec::new()),
+    });
+    let sim = Sim::for_test(ctx.clone(), args.seed.unwrap_or(0), backend);
+    let timeout = args.timeout.unwrap_or(Duration::from_secs(120));
+
+    // Logs: the test's and every node's (each line carries its node{name=..} span), kept in
+    // memory and written next to the trace; also printed, so cargo shows them for failures.
+    let captured = Captured::default();
+    let dispatch = (!args.user_subscriber && !tracing::dispatcher::has_been_set()).then(|| {
+        let filter = || {
+            EnvFilter::try_from_env("MESHSIM_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG))
+        };
+        let to_memory = captured.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || to_memory.clone())
+                    .with_filter(filter()),
+            )
+            .with(fmt::layer().with_test_writer().with_filter(filter()));
+        tracing::Dispatch::new(subscriber)
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("meshsim: cannot build a tokio runtime");
+    let body = AssertUnwindSafe(test(sim)).catch_unwind();
+    let outcome = runtime.block_on(async {
+        let run = tokio::time::timeout(timeout, body);
+        match &dispatch {
+            Some(d) => run.with_subscriber(d.clone()).await,
+            None => run.await,
+        }
+    });
+    // Ends every node task before the verdict, whatever happened.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+
+    let failure = match outcome {
+        Ok(Ok(result)) => result.into_outcome().err().map(|m| (m, None)),
+        Ok(Err(panic)) => Some(("the test panicked".to_string(), Some(panic))),
+        Err(_) => Some((format!("the test timed out after {timeout:?}"), None)),
+    };
+    let keep = std::env::var_os("MESHSIM_SAVE_TRACES").is_some_and(|v| v != "0" && !v.is_empty());
+    let log = captured.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let log = dispatch.is_some().then_some(log.as_slice());
+    match failure {
+        None => {
+            if keep {
+                for p in ctx.save(log) {
+                    println!("meshsim: trace saved to {}", p.display());
+                }
+            }
+        }
+        Some((message, panic)) => {
+            let saved = ctx.save(log);
+            let traces: Vec<String> = saved.iter().map(|p| p.display().to_string()).collect();
+            let where_ = if traces.is_empty() {
+                "no simulation was started, so no trace was saved".to_string()
+            } else {
+                format!("trace saved to {}", traces.join(", "))
+            };
+            eprintln!("meshsim: {name}: {where_}");
+            match panic {
+                Some(p) => std::panic::resume_unwind(p),
+                None => panic!("{message}\nmeshsim: {where_}"),
+            }
+        }
+    }
+}

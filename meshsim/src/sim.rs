@@ -1,0 +1,735 @@
+//! The simulation: [`Sim`] describes one (test name, seed, backend, node parameters, topics);
+//! [`Simulation`] is one running, with everything a test does to it.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, oneshot};
+use tokio::time::Instant;
+
+use crate::backend::Backend;
+use crate::backend::inprocess::SimNet;
+use crate::error::{Error, Result, TopologyError, list_nodes};
+use crate::node::{self, Command, GossipsubParams, NodeHandle, NodeSetup, PeerBook};
+use crate::runner::TestContext;
+use crate::topology::{LinkShape, NodeId, Topology};
+use crate::trace::recorder::{Recorder, State};
+use crate::trace::{Delivery, EventKind, Meta, MsgId, TopologySnapshot, Trace, trace_dir};
+
+/// The topic nodes subscribe to unless the test names others.
+pub const DEFAULT_TOPIC: &str = "meshsim";
+
+/// Dials in flight at once while starting: noise handshakes are CPU-bound, and thousands at
+/// once would time out on a small machine.
+const DIALS_IN_FLIGHT: usize = 256;
+
+/// A simulation not yet started: what to run and how. `#[meshsim::test]` hands one to the test.
+#[derive(Debug, Clone)]
+pub struct Sim {
+    test: String,
+    seed: u64,
+    backend: Backend,
+    params: GossipsubParams,
+    topics: Vec<String>,
+    ready_timeout: Duration,
+    ctx: Option<Arc<TestContext>>,
+}
+
+impl Sim {
+    /// A simulation named `test` (traces go to [`trace_dir`]`(test)`), on the backend named by
+    /// `MESHSIM_BACKEND` or else in-process, with seed 0 and libp2p's default parameters.
+    pub fn new(test: impl Into<String>) -> Result<Self> {
+        Ok(Sim {
+            test: test.into(),
+            seed: 0,
+            backend: Backend::from_env()?.unwrap_or_default(),
+            params: GossipsubParams::default(),
+            topics: vec![DEFAULT_TOPIC.to_string()],
+            ready_timeout: Duration::from_secs(60),
+            ctx: None,
+        })
+    }
+
+    pub(crate) fn for_test(ctx: Arc<TestContext>, seed: u64, backend: Backend) -> Self {
+        Sim {
+            test: ctx.name().to_string(),
+            seed,
+            backend,
+            params: GossipsubParams::default(),
+            topics: vec![DEFAULT_TOPIC.to_string()],
+            ready_timeout: Duration::from_secs(60),
+            ctx: Some(ctx),
+        }
+    }
+
+    /// The seed: drives link randomness and node keys. Pass it to topology generators too.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The test's name.
+    pub fn test_name(&self) -> &str {
+        &self.test
+    }
+
+    /// The backend that will run the nodes.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Sets the seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Chooses the backend (overrides `MESHSIM_BACKEND`).
+    pub fn with_backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Sets the gossipsub parameters of every node.
+    pub fn with_params(mut self, params: GossipsubParams) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// Every node subscribes to these topics at start (instead of [`DEFAULT_TOPIC`]).
+    pub fn with_topics<S: Into<String>>(mut self, topics: impl IntoIterator<Item = S>) -> Self {
+        self.topics = topics.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How long [`Sim::start`] waits for the overlay to form (default 60 s).
+    pub fn with_ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Starts every node, connects the overlay, and waits until it has formed: every overlay
+    /// connection up, every node aware of its peers' subscriptions, and every mesh holding
+    /// at least `min(D_lo, subscribed peers)` peers.
+    pub async fn start(self, topology: Topology) -> Result<Simulation> {
+        let timeout = self.ready_timeout;
+        let sim = self.start_unready(topology).await?;
+        sim.wait_ready(timeout).await?;
+        Ok(sim)
+    }
+
+    /// Starts every node and dials the overlay, without waiting for it to form.
+    pub async fn start_unready(self, topology: Topology) -> Result<Simulation> {
+        topology.validate()?;
+        self.params.validate()?;
+        if self.backend != Backend::InProcess {
+            return Err(Error::BackendUnavailable {
+                backend: self.backend.to_string(),
+                reason: "the Docker backend is not built yet; run with MESHSIM_BACKEND=in-process"
+                    .into(),
+            });
+        }
+        let overlay = topology.overlay_pairs()?;
+        let n = topology.node_count();
+        println!(
+            "meshsim: backend {} ({}), {} nodes, {} links, {} peer connections, seed {}",
+            self.backend,
+            self.backend.shaping(),
+            n,
+            topology.link_count(),
+            overlay.len(),
+            self.seed
+        );
+        let snapshot = TopologySnapshot {
+            description: topology.description().to_string(),
+            nodes: topology
+                .nodes()
+                .map(|i| topology.node_spec(i).expect("own node").clone())
+                .collect(),
+            links: topology.links().copied().collect(),
+            overlay: overlay.clone(),
+        };
+        let recorder = Arc::new(Recorder::new(
+            Meta {
+                test: self.test.clone(),
+                backend: self.backend.to_string(),
+                shaping: self.backend.shaping().to_string(),
+                seed: self.seed,
+                node_software: node::SOFTWARE.to_string(),
+                params: self.params.clone(),
+                started_at_unix_ns: 0,
+                meshsim_version: env!("CARGO_PKG_VERSION").to_string(),
+            },
+            snapshot,
+        ));
+        let trace_file = match &self.ctx {
+            Some(ctx) => ctx.register(recorder.clone()),
+            None => trace_dir(&self.test).join("trace.json"),
+        };
+        let mut sim = Simulation {
+            net: SimNet::new(topology, self.seed),
+            recorder,
+            book: Arc::new(PeerBook::default()),
+            nodes: Vec::new(),
+            overlay: overlay.clone(),
+            params: self.params,
+            topics: self.topics,
+            seed: self.seed,
+            next_msg: 0,
+            trace_file,
+            dials: Arc::new(Semaphore::new(DIALS_IN_FLIGHT)),
+        };
+        for i in 0..n {
+            let handle = sim.spawn_node(NodeId(i as u32))?;
+            sim.nodes.push(Some(handle));
+        }
+        for (a, b) in overlay {
+            sim.dial(a, b).await?;
+        }
+        Ok(sim)
+    }
+}
+
+/// A running simulation. Dropping it stops every node.
+pub struct Simulation {
+    net: Arc<SimNet>,
+    recorder: Arc<Recorder>,
+    book: Arc<PeerBook>,
+    nodes: Vec<Option<NodeHandle>>,
+    overlay: Vec<(NodeId, NodeId)>,
+    params: GossipsubParams,
+    topics: Vec<String>,
+    seed: u64,
+    next_msg: u64,
+    trace_file: PathBuf,
+    dials: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulation")
+            .field("nodes", &self.nodes.len())
+            .field("trace_file", &self.trace_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulation {
+    fn spawn_node(&self, n: NodeId) -> Result<NodeHandle> {
+        node::spawn(NodeSetup {
+            node: n,
+            keypair: node::keypair(self.seed, n),
+            params: self.params.clone(),
+            topics: self.topics.clone(),
+            net: self.net.clone(),
+            recorder: self.recorder.clone(),
+            book: self.book.clone(),
+        })
+    }
+
+    fn handle(&self, n: NodeId) -> Result<&NodeHandle> {
+        match self.nodes.get(n.index()) {
+            None => Err(Error::UnknownNode(n)),
+            Some(None) => Err(Error::NodeStopped(n)),
+            Some(Some(h)) => Ok(h),
+        }
+    }
+
+    fn check_node(&self, n: NodeId) -> Result<()> {
+        if n.index() < self.nodes.len() {
+            Ok(())
+        } else {
+            Err(Error::UnknownNode(n))
+        }
+    }
+
+    async fn dial(&self, from: NodeId, to: NodeId) -> Result<()> {
+        let permit = self
+            .dials
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        self.send(
+            from,
+            Command::Dial {
+                peer: to,
+                permit: Some(permit),
+            },
+        )
+    }
+
+    fn send(&self, n: NodeId, cmd: Command) -> Result<()> {
+        self.handle(n)?.commands.send(cmd).map_err(|_| Error::Node {
+            node: n,
+            reason: "the node's task has ended".into(),
+        })
+    }
+
+    /// Number of nodes (running or stopped).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Where the trace is written when saved.
+    pub fn trace_file(&self) -> &std::path::Path {
+        &self.trace_file
+    }
+
+    /// The overlay's peer connections, as `(dialer, listener)`.
+    pub fn overlay(&self) -> &[(NodeId, NodeId)] {
+        &self.overlay
+    }
+
+    /// Waits until `check` holds on the live trace, re-checking on every recorded event.
+    /// `check` returns `Ok(value)` when satisfied, or `Err(progress)` saying how far things got;
+    /// the last progress goes into the timeout error.
+    pub(crate) async fn wait_live<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut check: impl FnMut(&State) -> std::result::Result<T, String>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + timeout;
+        let mut changes = self.recorder.watch();
+        loop {
+            changes.borrow_and_update();
+            let progress = match check(&self.recorder.lock()) {
+                Ok(v) => return Ok(v),
+                Err(p) => p,
+            };
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    return Err(Error::Timeout {
+                        after: timeout,
+                        what: format!("{what}: {progress} (trace: {})", self.trace_file.display()),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Waits until `predicate` holds on the trace, re-checking after every event. `what`
+    /// describes the condition for the timeout error.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut predicate: impl FnMut(&Trace) -> bool,
+    ) -> Result<()> {
+        self.wait_live(timeout, what, |st| {
+            if predicate(&st.trace) {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        })
+        .await
+    }
+
+    /// Waits until the overlay has formed (see [`Sim::start`]).
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let overlay = &self.overlay;
+        let d_lo = self.params.d_lo;
+        self.wait_live(timeout, "the overlay to form", |st| {
+            let live = &st.live;
+            let mut not_ready = Vec::new();
+            let mut why = String::new();
+            for &n in &live.up {
+                let connected = live.connected.get(&n);
+                let is_connected = |p: &NodeId| connected.is_some_and(|c| c.contains(p));
+                let missing: Vec<NodeId> = overlay
+                    .iter()
+                    .filter_map(|&(a, b)| {
+                        if a == n {
+                            Some(b)
+                        } else if b == n {
+                            Some(a)
+                        } else {
+                            None
+                        }
+                    })
+                    .filter(|p| live.up.contains(p) && !is_connected(p))
+                    .collect();
+                let mut problem = (!missing.is_empty())
+                    .then(|| format!("{n} not yet connected to {}", list_nodes(&missing, 4)));
+                for topic in live.subscriptions.get(&n).into_iter().flatten() {
+                    if problem.is_some() {
+                        break;
+                    }
+                    let subscribed: Vec<NodeId> = connected
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .filter(|p| live.subscriptions.get(p).is_some_and(|t| t.contains(topic)))
+                        .collect();
+                    let known = live.known_subscriptions.get(&n);
+                    let unknown = subscribed
+                        .iter()
+                        .filter(|p| !known.is_some_and(|k| k.contains(&(**p, topic.clone()))))
+                        .count();
+                    let mesh = live.mesh.get(&(n, topic.clone())).map_or(0, BTreeSet::len);
+                    let want = d_lo.min(subscribed.len());
+                    if unknown > 0 {
+                        problem = Some(format!(
+                            "{n} has not yet heard {unknown} peers' subscriptions to {topic:?}"
+                        ));
+                    } else if mesh < want {
+                        problem = Some(format!(
+                            "{n} has {mesh} mesh peers for {topic:?}, wants {want}"
+                        ));
+                    }
+                }
+                if let Some(p) = problem {
+                    if not_ready.is_empty() {
+                        why = p;
+                    }
+                    not_ready.push(n);
+                }
+            }
+            if not_ready.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} of {} running nodes not ready ({}); first: {why}",
+                    not_ready.len(),
+                    live.up.len(),
+                    list_nodes(&not_ready, 8)
+                ))
+            }
+        })
+        .await
+    }
+
+    /// Publishes a message of `size` bytes (at least 8: meshsim's payload starts with the
+    /// message number) from `node` on `topic`, and returns its number.
+    pub async fn publish(&mut self, node: NodeId, topic: &str, size: usize) -> Result<MsgId> {
+        if size < 8 {
+            return Err(Error::Publish {
+                node,
+                topic: topic.into(),
+                reason: format!(
+                    "size {size} is below 8 bytes, the message-number header meshsim puts first"
+                ),
+            });
+        }
+        let msg = MsgId(self.next_msg);
+        let mut data = msg.0.to_be_bytes().to_vec();
+        // Filler that differs per message, so content-addressed message ids stay distinct.
+        data.extend((0..size - 8).map(|i| (i as u64).wrapping_mul(31).wrapping_add(msg.0) as u8));
+        self.publish_payload(node, topic, msg, data).await
+    }
+
+    /// Publishes `data` from `node`; meshsim puts its 8-byte message number in front.
+    pub async fn publish_bytes(&mut self, node: NodeId, topic: &str, data: &[u8]) -> Result<MsgId> {
+        let msg = MsgId(self.next_msg);
+        let mut payload = msg.0.to_be_bytes().to_vec();
+        payload.extend_from_slice(data);
+        self.publish_payload(node, topic, msg, payload).await
+    }
+
+    async fn publish_payload(
+        &mut self,
+        node: NodeId,
+        topic: &str,
+        msg: MsgId,
+        data: Vec<u8>,
+    ) -> Result<MsgId> {
+        let (reply, rx) = oneshot::channel();
+        self.send(
+            node,
+            Command::Publish {
+                msg,
+                topic: topic.into(),
+                data,
+                reply,
+            },
+        )?;
+        let res = rx.await.map_err(|_| Error::Node {
+            node,
+            reason: "the node's task ended while publishing".into(),
+        })?;
+        res.map_err(|reason| Error::Publish {
+            node,
+            topic: topic.into(),
+            reason,
+        })?;
+        self.next_msg += 1;
+        Ok(msg)
+    }
+
+    /// Waits until every node expected to receive `msg` (subscribed at publish time) has it.
+    /// On timeout the error names the missing nodes and what the trace says about them.
+    pub async fn wait_delivered(&self, msg: MsgId, timeout: Duration) -> Result<Delivery> {
+        let expected = self.expected(msg)?;
+        self.wait_delivered_to(msg, &expected, timeout).await
+    }
+
+    /// Waits until each of `nodes` has received `msg`.
+    pub async fn wait_delivered_to(
+        &self,
+        msg: MsgId,
+        nodes: &[NodeId],
+        timeout: Duration,
+    ) -> Result<Delivery> {
+        for &n in nodes {
+            self.check_node(n)?;
+        }
+        self.expected(msg)?;
+        let res = self
+            .wait_live(
+                timeout,
+                &format!("{msg} to reach {} nodes", nodes.len()),
+                |st| {
+                    let got = st.live.delivered.get(&msg);
+                    let missing: Vec<NodeId> = nodes
+                        .iter()
+                        .copied()
+                        .filter(|n| !got.is_some_and(|g| g.contains(n)))
+                        .collect();
+                    if missing.is_empty() {
+                        Ok(())
+                    } else {
+                        let info = st.trace.message(msg).expect("registered");
+                        Err(format!(
+                            "reached {}/{}; missing: {}",
+                            nodes.len() - missing.len(),
+                            nodes.len(),
+                            crate::trace::explain_missing(&st.trace, info, &missing)
+                        ))
+                    }
+                },
+            )
+            .await;
+        res?;
+        self.delivery(msg)
+    }
+
+    fn expected(&self, msg: MsgId) -> Result<Vec<NodeId>> {
+        let st = self.recorder.lock();
+        st.trace
+            .message(msg)
+            .map(|m| m.expected.clone())
+            .ok_or(Error::UnknownMessage(msg.0))
+    }
+
+    /// The message's fate so far.
+    pub fn delivery(&self, msg: MsgId) -> Result<Delivery> {
+        Ok(self
+            .trace()
+            .delivery(msg)?
+            .with_saved_to(Some(self.trace_file.clone())))
+    }
+
+    /// Lets the simulation run for `duration` (an observation window: to check that
+    /// something does *not* happen).
+    pub async fn run_for(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+
+    /// Sets the shape of both directions of the link `a - b`, re-shaping live connections
+    /// that use it.
+    pub fn set_link(&self, a: NodeId, b: NodeId, shape: LinkShape) -> Result<()> {
+        self.set_direction(a, b, shape)?;
+        self.set_direction(b, a, shape)
+    }
+
+    /// Sets the shape of traffic from `from` to `to` on their link.
+    pub fn set_direction(&self, from: NodeId, to: NodeId, shape: LinkShape) -> Result<()> {
+        shape.validate(from, to)?;
+        self.net
+            .update_topology(|t| t.set_direction(from, to, shape))?;
+        self.recorder
+            .record(Some(from), EventKind::LinkChanged { to, shape });
+        Ok(())
+    }
+
+    /// Cuts all traffic between the nodes of `a` and those of `b` until [`Simulation::heal`].
+    pub fn partition(&self, a: &[NodeId], b: &[NodeId]) -> Result<()> {
+        let (a, b) = self.groups(a, b)?;
+        self.recorder.record(
+            None,
+            EventKind::Partition {
+                a: a.clone(),
+                b: b.clone(),
+            },
+        );
+        self.net.partition(a, b);
+        Ok(())
+    }
+
+    /// Heals the partition made between `a` and `b`.
+    pub fn heal(&self, a: &[NodeId], b: &[NodeId]) -> Result<()> {
+        let (a, b) = self.groups(a, b)?;
+        if !self.net.heal(&a, &b) {
+            return Err(Error::Topology(TopologyError::InvalidParameter {
+                generator: "heal",
+                param: "groups",
+                value: format!("[{}] / [{}]", list_nodes(&a, 4), list_nodes(&b, 4)),
+                why: "no partition between exactly these groups".into(),
+            }));
+        }
+        self.recorder.record(None, EventKind::Heal { a, b });
+        Ok(())
+    }
+
+    fn groups(&self, a: &[NodeId], b: &[NodeId]) -> Result<(Vec<NodeId>, Vec<NodeId>)> {
+        let bad = |why: &str| {
+            Error::Topology(TopologyError::InvalidParameter {
+                generator: "partition",
+                param: "groups",
+                value: format!("[{}] / [{}]", list_nodes(a, 4), list_nodes(b, 4)),
+                why: why.into(),
+            })
+        };
+        for &n in a.iter().chain(b) {
+            self.check_node(n)?;
+        }
+        if a.is_empty() || b.is_empty() {
+            return Err(bad("both groups need at least one node"));
+        }
+        let sa: BTreeSet<NodeId> = a.iter().copied().collect();
+        if let Some(n) = b.iter().find(|n| sa.contains(n)) {
+            return Err(bad(&format!("{n} is in both groups")));
+        }
+        let sb: BTreeSet<NodeId> = b.iter().copied().collect();
+        Ok((sa.into_iter().collect(), sb.into_iter().collect()))
+    }
+
+    /// Stops a node: its task ends and its connections close.
+    pub fn stop_node(&mut self, n: NodeId) -> Result<()> {
+        self.handle(n)?;
+        self.nodes[n.index()] = None;
+        self.recorder.record(
+            Some(n),
+            EventKind::NodeDown {
+                reason: "stopped by the test".into(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Restarts a stopped node with the same identity and topics, and dials its overlay peers.
+    pub async fn restart_node(&mut self, n: NodeId) -> Result<()> {
+        match self.nodes.get(n.index()) {
+            None => return Err(Error::UnknownNode(n)),
+            Some(Some(_)) => return Err(Error::NodeRunning(n)),
+            Some(None) => {}
+        }
+        self.nodes[n.index()] = Some(self.spawn_node(n)?);
+        let peers: Vec<NodeId> = self
+            .overlay
+            .iter()
+            .filter_map(|&(a, b)| {
+                if a == n {
+                    Some(b)
+                } else if b == n {
+                    Some(a)
+                } else {
+                    None
+                }
+            })
+            .filter(|p| matches!(self.nodes.get(p.index()), Some(Some(_))))
+            .collect();
+        for p in peers {
+            self.dial(n, p).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a node linked to `links` (each with its shape, both directions), starts it, and
+    /// connects it to those peers. Wait with [`Simulation::wait_ready`] if it must have formed
+    /// its mesh.
+    pub async fn add_node(&mut self, links: &[(NodeId, LinkShape)]) -> Result<NodeId> {
+        for &(p, shape) in links {
+            self.check_node(p)?;
+            shape.validate(p, NodeId(self.nodes.len() as u32))?;
+        }
+        let n = self.net.update_topology(|t| {
+            let n = t.add_node();
+            for &(p, shape) in links {
+                t.link(n, p, shape).map(|_| ())?;
+            }
+            Ok::<_, TopologyError>(n)
+        })?;
+        self.nodes.push(Some(self.spawn_node(n)?));
+        for &(p, _) in links {
+            self.overlay.push((n, p));
+            if matches!(self.nodes.get(p.index()), Some(Some(_))) {
+                self.dial(n, p).await?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Subscribes a node to a topic.
+    pub async fn subscribe(&self, n: NodeId, topic: &str) -> Result<()> {
+        self.topic_command(n, topic, Command::Subscribe).await
+    }
+
+    /// Unsubscribes a node from a topic.
+    pub async fn unsubscribe(&self, n: NodeId, topic: &str) -> Result<()> {
+        self.topic_command(n, topic, Command::Unsubscribe).await
+    }
+
+    async fn topic_command(
+        &self,
+        n: NodeId,
+        topic: &str,
+        make: fn(String, oneshot::Sender<std::result::Result<(), String>>) -> Command,
+    ) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(n, make(topic.to_string(), tx))?;
+        rx.await
+            .map_err(|_| Error::Node {
+                node: n,
+                reason: "the node's task ended".into(),
+            })?
+            .map_err(|reason| Error::Node { node: n, reason })
+    }
+
+    /// Closes the connection between two nodes (the overlay is not redialled).
+    pub fn disconnect(&self, a: NodeId, b: NodeId) -> Result<()> {
+        self.check_node(b)?;
+        self.send(a, Command::Disconnect(b))
+    }
+
+    /// Adds a note to the trace.
+    pub fn annotate(&self, text: impl Into<String>) {
+        self.recorder
+            .record(None, EventKind::Annotation { text: text.into() });
+    }
+
+    /// A copy of the trace so far.
+    pub fn trace(&self) -> Trace {
+        self.recorder.snapshot()
+    }
+
+    /// Nodes currently running.
+    pub fn running(&self) -> HashSet<NodeId> {
+        self.recorder.lock().live.up.iter().copied().collect()
+    }
+
+    /// Writes the trace to [`Simulation::trace_file`] and returns the path.
+    pub fn save_trace(&self) -> Result<PathBuf> {
+        self.trace().save(&self.trace_file)?;
+        Ok(self.trace_file.clone())
+    }
+
+    /// Stops every node and returns the final trace.
+    pub fn stop(mut self) -> Trace {
+        for (i, slot) in self.nodes.iter_mut().enumerate() {
+            if slot.take().is_some() {
+                self.recorder.record(
+                    Some(NodeId(i as u32)),
+                    EventKind::NodeDown {
+                        reason: "end of simulation".into(),
+                    },
+                );
+            }
+        }
+        self.recorder.snapshot()
+    }
+}

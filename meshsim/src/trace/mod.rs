@@ -1,0 +1,247 @@
+//! What happened: the record of a run, its queries and assertions, and its JSON file format.
+//!
+//! A [`Trace`] holds metadata, the topology as it was, the messages published, and a
+//! time-ordered list of [`Event`]s with nanosecond timestamps counted from the start of the
+//! simulation. The JSON form is versioned ([`FORMAT`], [`VERSION`]) and documented by the
+//! JSON Schema in `meshsim/trace.schema.json`.
+
+mod query;
+pub(crate) mod recorder;
+mod store;
+
+pub(crate) use query::explain_missing;
+pub use query::{Delivery, MessageStats};
+pub use store::trace_dir;
+
+use serde::{Deserialize, Serialize};
+
+use crate::node::GossipsubParams;
+use crate::topology::{Link, LinkShape, NodeId, NodeSpec};
+
+/// The `format` field of every trace file.
+pub const FORMAT: &str = "meshsim-trace";
+/// The trace format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// A message number assigned by the harness at publish (`0, 1, 2, ...` per simulation).
+///
+/// meshsim payloads start with this number as 8 big-endian bytes, so every copy of a message
+/// can be told apart whatever message-id function the protocol uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MsgId(pub u64);
+
+impl std::fmt::Display for MsgId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "message {}", self.0)
+    }
+}
+
+/// The record of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The format version, [`VERSION`] for files this build writes.
+    pub version: u32,
+    /// What ran, where and how.
+    pub meta: Meta,
+    /// The network as it was at the start.
+    pub topology: TopologySnapshot,
+    /// Every message published.
+    pub messages: Vec<MessageInfo>,
+    /// Everything that happened, in time order.
+    pub events: Vec<Event>,
+}
+
+/// What ran, where and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    /// The test (or program) that ran the simulation.
+    pub test: String,
+    /// The backend: `in-process`.
+    pub backend: String,
+    /// How links were shaped, e.g. `simulated (user space)`.
+    pub shaping: String,
+    /// The simulation's seed (link randomness, node keys).
+    pub seed: u64,
+    /// The node software and version.
+    pub node_software: String,
+    /// The gossipsub parameters every node ran with.
+    pub params: GossipsubParams,
+    /// Wall-clock start, in nanoseconds since the Unix epoch.
+    pub started_at_unix_ns: u64,
+    /// The meshsim version that wrote the trace.
+    pub meshsim_version: String,
+}
+
+/// The network as the simulation started it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopologySnapshot {
+    /// How it was made (generator and parameters).
+    pub description: String,
+    /// The nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// The links (the underlay).
+    pub links: Vec<Link>,
+    /// The peer connections the harness made (the overlay), as `(dialer, listener)`.
+    pub overlay: Vec<(NodeId, NodeId)>,
+}
+
+/// One published message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageInfo {
+    /// The harness's number for it.
+    pub id: MsgId,
+    /// The publishing node.
+    pub origin: NodeId,
+    /// The topic.
+    pub topic: String,
+    /// Payload size in bytes.
+    pub size: usize,
+    /// When it was published, in ns since the start.
+    pub published_ns: u64,
+    /// The nodes subscribed to the topic at that moment (the origin excluded): the nodes
+    /// that should receive it.
+    pub expected: Vec<NodeId>,
+}
+
+/// Something that happened at a moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Nanoseconds since the simulation started.
+    pub t_ns: u64,
+    /// The node it happened at; absent for network-wide events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeId>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The kinds of [`Event`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The node started.
+    NodeUp,
+    /// The node stopped.
+    NodeDown {
+        /// Why (`stopped by the test`, `end of simulation`, ...).
+        reason: String,
+    },
+    /// A connection to a peer was established.
+    PeerConnected {
+        /// The peer.
+        peer: NodeId,
+    },
+    /// The last connection to a peer closed.
+    PeerDisconnected {
+        /// The peer.
+        peer: NodeId,
+    },
+    /// The node subscribed to a topic.
+    Subscribed {
+        /// The topic.
+        topic: String,
+    },
+    /// The node unsubscribed from a topic.
+    Unsubscribed {
+        /// The topic.
+        topic: String,
+    },
+    /// The node published a message.
+    Published {
+        /// The message.
+        msg: MsgId,
+        /// The topic.
+        topic: String,
+        /// Payload size in bytes.
+        size: usize,
+    },
+    /// The first copy of a message reached the node.
+    Delivered {
+        /// The message.
+        msg: MsgId,
+        /// The peer it came from.
+        from: NodeId,
+    },
+    /// A further copy of a message the node already had.
+    Duplicate {
+        /// The message.
+        msg: MsgId,
+        /// The peer it came from.
+        from: NodeId,
+    },
+    /// The peer entered the node's mesh for the topic.
+    Graft {
+        /// The peer.
+        peer: NodeId,
+        /// The topic.
+        topic: String,
+    },
+    /// The peer left the node's mesh for the topic.
+    Prune {
+        /// The peer.
+        peer: NodeId,
+        /// The topic.
+        topic: String,
+    },
+    /// The shape of traffic from the node to `to` changed.
+    LinkChanged {
+        /// The receiving side.
+        to: NodeId,
+        /// The new shape.
+        shape: LinkShape,
+    },
+    /// Traffic between the two groups was cut.
+    Partition {
+        /// One side.
+        a: Vec<NodeId>,
+        /// The other side.
+        b: Vec<NodeId>,
+    },
+    /// A partition was healed.
+    Heal {
+        /// One side.
+        a: Vec<NodeId>,
+        /// The other side.
+        b: Vec<NodeId>,
+    },
+    /// A note from the test.
+    Annotation {
+        /// The text.
+        text: String,
+    },
+}
+
+/// `Duration` as integer nanoseconds in JSON.
+pub(crate) mod nanos {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_nanos(u64::deserialize(d)?))
+    }
+
+    /// `Option<Duration>` as nanoseconds or null.
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            Ok(Option::<u64>::deserialize(d)?.map(Duration::from_nanos))
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The live trace: nodes record events as they happen; waits watch it change.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{Event, EventKind, MessageInfo, Meta, MsgId, TopologySnapshot, Trace};
+use crate::topology::NodeId;
+
+/// State derived from the events, kept up to date for cheap waits.
+#[derive(Default)]
+pub(crate) struct Live {
+    /// Nodes currently up.
+    pub up: BTreeSet<NodeId>,
+    /// Current connections, per node.
+    pub connected: HashMap<NodeId, HashSet<NodeId>>,
+    /// Topics each node is subscribed to.
+    pub subscriptions: HashMap<NodeId, BTreeSet<String>>,
+    /// What each node has learned of its peers' subscriptions: (peer, topic).
+    pub known_subscriptions: HashMap<NodeId, HashSet<(NodeId, String)>>,
+    /// Mesh peers per (node, topic).
+    pub mesh: HashMap<(NodeId, String), BTreeSet<NodeId>>,
+    /// Nodes that received each message.
+    pub delivered: HashMap<MsgId, HashSet<NodeId>>,
+}
+
+pub(crate) struct State {
+    pub trace: Trace,
+    pub live: Live,
+}
+
+/// Shared by the simulation handle and every node task.
+pub(crate) struct Recorder {
+    start: Instant,
+    state: Mutex<State>,
+    changed: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("events", &self.lock().trace.events.len())
+            .finish()
+    }
+}
+
+impl Recorder {
+    pub(crate) fn new(meta_without_start: Meta, topology: TopologySnapshot) -> Self {
+        let started_at_unix_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let meta = Meta {
+            started_at_unix_ns,
+            ..meta_without_start
+        };
+        Recorder {
+            start: Instant::now(),
+            state: Mutex::new(State {
+                trace: Trace {
+                    format: super::FORMAT.into(),
+                    version: super::VERSION,
+                    meta,
+                    topology,
+                    messages: Vec::new(),
+                    events: Vec::new(),
+                },
+                live: Live::default(),
+            }),
+            changed: watch::channel(0).0,
+        }
+    }
+
+    /// Nanoseconds since the simulation started.
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A receiver that sees every change.
+    pub(crate) fn watch(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Records an event now.
+    pub(crate) fn record(&self, node: Option<NodeId>, kind: EventKind) {
+        let t_ns = self.now_ns();
+        {
+            let mut st = self.lock();
+            apply(&mut st.live, node, &kind);
+            st.trace.events.push(Event { t_ns, node, kind });
+        }
+        self.bump();
+    }
+
+    /// Notes that `node` learned `peer` is subscribed (or not) to `topic`. Not a trace event.
+    pub(crate) fn peer_subscription(
+        &self,
+        node: NodeId,
+        peer: NodeId,
+        topic: &str,
+        subscribed: bool,
+    ) {
+        {
+            let mut st = self.lock();
+            let set = st.live.known_subscriptions.entry(node).or_default();
+            if subscribed {
+                set.insert((peer, topic.to_string()));
+            } else {
+                set.remove(&(peer, topic.to_string()));
+            }
+        }
+        self.bump();
+    }
+
+    /// Registers a published message with the nodes expected to receive it, and records the
+    /// `published` event, atomically.
+    pub(crate) fn published(&self, msg: MsgId, origin: NodeId, topic: &str, size: usize) {
+        let t_ns = self.now_ns();
+        {
+            let mut st = self.lock();
+            let expected: Vec<NodeId> = st
+                .live
+                .up
+                .iter()
+                .copied()
+                .filter(|&n| {
+                    n != origin
+                        && st
+                            .live
+                            .subscriptions
+                            .get(&n)
+                            .is_some_and(|t| t.contains(topic))
+                })
+                .collect();
+            st.trace.messages.push(MessageInfo {
+                id: msg,
+                origin,
+                topic: topic.to_string(),
+                size,
+                published_ns: t_ns,
+                expected,
+            });
+            let kind = EventKind::Published {
+                msg,
+                topic: topic.to_string(),
+                size,
+            };
+            apply(&mut st.live, Some(origin), &kind);
+            st.trace.events.push(Event {
+                t_ns,
+                node: Some(origin),
+                kind,
+            });
+        }
+        self.bump();
+    }
+
+    /// A copy of the whole trace so far.
+    pub(crate) fn snapshot(&self) -> Trace {
+        self.lock().trace.clone()
+    }
+}
+
+fn apply(live: &mut Live, node: Option<NodeId>, kind: &EventKind) {
+    let Some(n) = node else { return };
+    match kind {
+        EventKind::NodeUp => {
+            live.up.insert(n);
+        }
+        EventKind::NodeDown { .. } => {
+            live.up.remove(&n);
+            live.connected.remove(&n);
+            live.subscriptions.remove(&n);
+            live.known_subscriptions.remove(&n);
+            live.mesh.retain(|(m, _), _| *m != n);
+        }
+        EventKind::PeerConnected { peer } => {
+            live.connected.entry(n).or_default().insert(*peer);
+        }
+        EventKind::PeerDisconnected { peer } => {
+            live.connected.entry(n).or_default().remove(peer);
+            if let Some(k) = live.known_subscriptions.get_mut(&n) {
+                k.retain(|(p, _)| p != peer);
+            }
+        }
+        EventKind::Subscribed { topic } => {
+            live.subscriptions
+                .entry(n)
+                .or_default()
+                .insert(topic.clone());
+        }
+        EventKind::Unsubscribed { topic } => {
+            live.subscriptions.entry(n).or_default().remove(topic);
+        }
+        EventKind::Delivered { msg, .. } => {
+            live.delivered.entry(*msg).or_default().insert(n);
+        }
+        EventKind::Graft { peer, topic } => {
+            live.mesh
+                .entry((n, topic.clone()))
+                .or_default()
+                .insert(*peer);
+        }
+        EventKind::Prune { peer, topic } => {
+            live.mesh
+                .entry((n, topic.clone()))
+                .or_default()
+                .remove(peer);
+        }
+        _ => {}
+    }
+}

@@ -91,12 +91,12 @@ pub use trace::{Delivery, Event, EventKind, MsgId, Trace};
 pub use meshsim_macros::test;
 
 /// A duration of `n` milliseconds.
-pub fn ms(n: u64) -> std::time::Duration {
+pub const fn ms(n: u64) -> std::time::Duration {
     std::time::Duration::from_millis(n)
 }
 
 /// A duration of `n` seconds.
-pub fn secs(n: u64) -> std::time::Duration {
+pub const fn secs(n: u64) -> std::time::Duration {
     std::time::Duration::from_secs(n)
 }
 

@@ -366,6 +366,24 @@ impl Topology {
         self.map_shapes(|s| s.latency = latency)
     }
 
+    /// Gives each link a latency drawn uniformly from `min..=max` (the same both ways),
+    /// chosen with `seed`.
+    pub fn with_random_latency(self, min: Duration, max: Duration, seed: u64) -> Self {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let (lo, hi) = (
+            min.min(max).as_nanos() as u64,
+            min.max(max).as_nanos() as u64,
+        );
+        let mut t = self;
+        for link in t.graph.edge_weights_mut() {
+            let l = Duration::from_nanos(rng.random_range(lo..=hi));
+            link.a_to_b.latency = l;
+            link.b_to_a.latency = l;
+        }
+        t
+    }
+
     /// Gives every link this jitter.
     pub fn with_jitter(self, jitter: Duration) -> Self {
         self.map_shapes(|s| s.jitter = jitter)

@@ -1,0 +1,168 @@
+//! Changes at run time: link shapes, stopped and restarted nodes, added nodes, overlays
+//! routed through a multi-hop underlay.
+
+use meshsim::{DEFAULT_TOPIC, EventKind, LinkShape, Overlay, Topology, ms, node, secs};
+
+#[meshsim::test(seed = 4)]
+async fn changing_a_link_changes_delivery_time(sim: meshsim::Sim) -> meshsim::Result<()> {
+    let mut sim = sim.start(Topology::line(3)?.with_latency(ms(20))).await?;
+    let m1 = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+    let before = sim
+        .wait_delivered(m1, secs(5))
+        .await?
+        .latency_of(node(2))
+        .expect("delivered");
+    sim.set_link(node(1), node(2), LinkShape::latency(ms(120)))?;
+    let m2 = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+    let after = sim
+        .wait_delivered(m2, secs(5))
+        .await?
+        .latency_of(node(2))
+        .expect("delivered");
+    assert!(before >= ms(40) && before < ms(50), "before: {before:?}");
+    assert!(after >= ms(140) && after < ms(150), "after: {after:?}");
+    assert!(
+        sim.trace()
+            .events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::LinkChanged { .. }))
+    );
+    Ok(())
+}
+
+#[meshsim::test(seed = 6)]
+async fn per_direction_shapes_apply_separately(sim: meshsim::Sim) -> meshsim::Result<()> {
+    let mut net = Topology::with_nodes(2);
+    net.link_directed(
+        node(0),
+        node(1),
+        LinkShape::latency(ms(15)),
+        LinkShape::latency(ms(60)),
+    )?;
+    let mut sim = sim.start(net).await?;
+    let there = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+    let back = sim.publish(node(1), DEFAULT_TOPIC, 64).await?;
+    let t1 = sim
+        .wait_delivered(there, secs(5))
+        .await?
+        .latency_of(node(1))
+        .expect("delivered");
+    let t2 = sim
+        .wait_delivered(back, secs(5))
+        .await?
+        .latency_of(node(0))
+        .expect("delivered");
+    assert!(t1 >= ms(15) && t1 < ms(25), "0 -> 1: {t1:?}");
+    assert!(t2 >= ms(60) && t2 < ms(70), "1 -> 0: {t2:?}");
+    Ok(())
+}
+
+#[meshsim::test(seed = 8)]
+async fn stopped_node_misses_messages_until_restarted(sim: meshsim::Sim) -> meshsim::Result<()> {
+    let mut sim = sim.start(Topology::ring(6)?.with_latency(ms(10))).await?;
+    sim.stop_node(node(3))?;
+    let m1 = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+    // n3 was stopped before publishing, so it is not expected; the others all get it.
+    let d1 = sim.wait_delivered(m1, secs(5)).await?;
+    assert!(!d1.info().expected.contains(&node(3)));
+    assert_eq!(d1.latency_of(node(3)), None);
+    // Its neighbours saw it go.
+    let t = sim.trace();
+    for peer in [node(2), node(4)] {
+        assert!(t.events.iter().any(
+            |e| e.node == Some(peer) && e.kind == EventKind::PeerDisconnected { peer: node(3) }
+        ));
+    }
+    // A stopped node cannot publish, nor be restarted twice.
+    assert!(matches!(
+        sim.publish(node(3), DEFAULT_TOPIC, 64).await,
+        Err(meshsim::Error::NodeStopped(_))
+    ));
+    sim.restart_node(node(3)).await?;
+    assert!(matches!(
+        sim.restart_node(node(3)).await,
+        Err(meshsim::Error::NodeRunning(_))
+    ));
+    sim.wait_ready(secs(10)).await?;
+    let m2 = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+    let d2 = sim.wait_delivered(m2, secs(5)).await?;
+    assert!(d2.latency_of(node(3)).is_some());
+    Ok(())
+}
+
+#[meshsim::test(seed = 10)]
+async fn stopping_a_node_mid_test_is_explained(sim: meshsim::Sim) -> meshsim::Result<()> {
+    let mut sim = sim.start(Topology::line(4)?.with_latency(ms(200))).await?;
+    let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+    // n3 is expected, but is stopped while the message travels.
+    sim.stop_node(node(3))?;
+    let err = sim
+        .wait_delivered(msg, secs(2))
+        .await
+        .expect_err("n3 is gone")
+        .to_string();
+    assert!(err.contains("n3") && err.contains("stopped at"), "{err}");
+    let d = sim.delivery(msg)?;
+    let err = d.assert_reach(1.0).expect_err("n3 is gone").to_string();
+    assert!(
+        err.contains("reached 2/3 nodes") && err.contains("n3 (stopped at"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[meshsim::test(seed = 12)]
+async fn added_node_joins_the_mesh(sim: meshsim::Sim) -> meshsim::Result<()> {
+    let mut sim = sim.start(Topology::ring(5)?.with_latency(ms(10))).await?;
+    let new = sim
+        .add_node(&[
+            (node(0), LinkShape::latency(ms(25))),
+            (node(2), LinkShape::latency(ms(25))),
+        ])
+        .await?;
+    assert_eq!(new, node(5));
+    sim.wait_ready(secs(10)).await?;
+    let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+    let d = sim.wait_delivered(msg, secs(5)).await?;
+    assert!(d.info().expected.contains(&new));
+    let t = d.latency_of(new).expect("delivered");
+    assert!(t >= ms(25) && t < ms(35), "{t:?}");
+    Ok(())
+}
+
+#[meshsim::test(seed = 13)]
+async fn overlay_peers_use_shortest_underlay_path(sim: meshsim::Sim) -> meshsim::Result<()> {
+    // Underlay: a line of 6 with 10 ms hops. Overlay: every node peers with 2 random others,
+    // so most peer connections cross several underlay hops.
+    let net = Topology::line(6)?
+        .with_latency(ms(10))
+        .with_overlay(Overlay::RandomPeers { k: 2, seed: 13 });
+    let overlay = net.overlay_pairs()?;
+    let mut sim = sim.start(net).await?;
+    let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+    let d = sim.wait_delivered(msg, secs(5)).await?;
+    d.assert_reach(1.0)?;
+    // Each first delivery came over an overlay connection, and took |from - to| x 10 ms on
+    // top of when the sender had it.
+    let first = d.first_deliveries();
+    for (n, (t, from)) in &first {
+        assert!(
+            overlay
+                .iter()
+                .any(|&(a, b)| (a, b) == (*n, *from) || (a, b) == (*from, *n)),
+            "{from} -> {n} is not an overlay pair"
+        );
+        let sent = if *from == node(0) {
+            d.info().published_ns
+        } else {
+            first[from].0
+        };
+        let hop = ms(10 * (n.0 as i64 - from.0 as i64).unsigned_abs());
+        let took = std::time::Duration::from_nanos(t - sent);
+        assert!(
+            took >= hop && took < hop + ms(5),
+            "{from} -> {n}: {took:?}, path {hop:?}"
+        );
+    }
+    Ok(())
+}

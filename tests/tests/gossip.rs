@@ -1,0 +1,188 @@
+//! Gossip over shaped links: delivery, timing along the propagation tree, partitions, loss,
+//! and duplicates counted exactly where they can be worked out by hand.
+
+use meshsim::{DEFAULT_TOPIC, EventKind, LinkShape, Topology, ms, node, secs};
+use meshsim_tests::check_path_latencies;
+
+/// Per-hop allowance for processing and timer resolution (1 ms tokio timer, debug build).
+const PER_HOP: std::time::Duration = ms(4);
+
+#[meshsim::test(seed = 11)]
+async fn ring_delivers_with_hop_latency(sim: meshsim::Sim) -> meshsim::Result<()> {
+    let mut sim = sim.start(Topology::ring(10)?.with_latency(ms(30))).await?;
+    let msg = sim.publish(node(0), DEFAULT_TOPIC, 256).await?;
+    let d = sim.wait_delivered(msg, secs(10)).await?;
+    d.assert_reach(1.0)?;
+    // On a ring the tree is the two arcs: node k is min(k, 10 - k) hops away.
+    for k in 1..10u32 {
+        assert_eq!(
+            d.hops(node(k)),
+            Some(k.min(10 - k) as usize),
+            "hops to n{k}"
+        );
+    }
+    let bad = check_path_latencies(&d, PER_HOP, ms(2));
+    assert!(
+        bad.is_empty(),
+        "first deliveries off the configured path latency:\n{}",
+        bad.join("\n")
+    );
+    Ok(())
+}
+
+#[meshsim::test(seed = 5)]
+async fn random_graph_delivers_with_path_latency(sim: meshsim::Sim) -> meshsim::Result<()> {
+    let net = Topology::random_regular(30, 4, sim.seed())?.with_random_latency(
+        ms(20),
+        ms(100),
+        sim.seed(),
+    );
+    let mut sim = sim.start(net).await?;
+    for origin in [0, 17] {
+        let msg = sim.publish(node(origin), DEFAULT_TOPIC, 512).await?;
+        let d = sim.wait_delivered(msg, secs(10)).await?;
+        d.assert_reach(1.0)?;
+        let bad = check_path_latencies(&d, PER_HOP, ms(2));
+        assert!(
+            bad.is_empty(),
+            "first deliveries off the configured path latency:\n{}",
+            bad.join("\n")
+        );
+    }
+    Ok(())
+}
+
+#[meshsim::test(seed = 3)]
+async fn partitioned_node_receives_only_after_heal(sim: meshsim::Sim) -> meshsim::Result<()> {
+    let net = Topology::random_regular(12, 4, sim.seed())?.with_latency(ms(20));
+    let mut sim = sim.start(net).await?;
+    let cut = [node(7)];
+    let rest: Vec<_> = (0..12).filter(|&i| i != 7).map(node).collect();
+    sim.partition(&cut, &rest)?;
+    let msg = sim.publish(node(0), DEFAULT_TOPIC, 128).await?;
+    sim.wait_delivered_to(msg, &rest[1..], secs(10)).await?;
+    // An observation window: several heartbeats, time enough for gossip to try.
+    sim.run_for(secs(2)).await;
+    let before = sim.delivery(msg)?;
+    assert_eq!(before.missing(), vec![node(7)]);
+    let err = before
+        .assert_reach(1.0)
+        .expect_err("n7 is cut off")
+        .to_string();
+    assert!(
+        err.contains("n7") && err.contains("behind the partition made at"),
+        "{err}"
+    );
+
+    let healed_at = sim.trace().events.last().map(|e| e.t_ns).unwrap_or(0);
+    sim.heal(&cut, &rest)?;
+    let after = sim.wait_delivered(msg, secs(10)).await?;
+    after.assert_reach(1.0)?;
+    let (t, _) = after.first_deliveries()[&node(7)];
+    assert!(
+        t >= healed_at,
+        "n7 got the message at {t} ns, before the heal at {healed_at} ns"
+    );
+    Ok(())
+}
+
+#[meshsim::test(seed = 9)]
+async fn loss_adds_retransmission_delay(sim: meshsim::Sim) -> meshsim::Result<()> {
+    let net = Topology::random_regular(16, 4, sim.seed())?.with_latency(ms(20));
+    let mut sim = sim.start(net).await?;
+    let mean = |sim_latencies: Vec<std::time::Duration>| {
+        sim_latencies.iter().sum::<std::time::Duration>() / sim_latencies.len().max(1) as u32
+    };
+    let mut lossless = Vec::new();
+    for _ in 0..4 {
+        let msg = sim.publish(node(0), DEFAULT_TOPIC, 2000).await?;
+        lossless.extend(
+            sim.wait_delivered(msg, secs(10))
+                .await?
+                .latencies()
+                .into_values(),
+        );
+    }
+    for l in sim.trace().topology.links.clone() {
+        sim.set_link(l.a, l.b, LinkShape::latency(ms(20)).with_loss(0.3))?;
+    }
+    let mut lossy = Vec::new();
+    for _ in 0..4 {
+        let msg = sim.publish(node(0), DEFAULT_TOPIC, 2000).await?;
+        let d = sim.wait_delivered(msg, secs(30)).await?;
+        d.assert_reach(1.0)?;
+        lossy.extend(d.latencies().into_values());
+    }
+    let (clean, lost) = (mean(lossless), mean(lossy));
+    // Each hop loses a 2 kB write (two packets) with probability 0.51, costing RTT + 200 ms:
+    // far more than the 20 ms hops themselves.
+    assert!(
+        lost > clean + ms(50),
+        "mean latency with loss {lost:?} vs without {clean:?}"
+    );
+    Ok(())
+}
+
+/// Counts the duplicates of `msg` per node once `total` have arrived, then watches a while
+/// longer so that extra copies would be seen too.
+async fn settled_duplicates(
+    sim: &meshsim::Simulation,
+    msg: meshsim::MsgId,
+    total: usize,
+) -> meshsim::Result<std::collections::BTreeMap<meshsim::NodeId, usize>> {
+    sim.wait_delivered(msg, secs(10)).await?;
+    let count = |t: &meshsim::Trace| {
+        t.events
+            .iter()
+            .filter(|e| matches!(&e.kind, EventKind::Duplicate { msg: m, .. } if *m == msg))
+            .count()
+    };
+    sim.wait_until(secs(10), &format!("{total} duplicates"), |t| {
+        count(t) >= total
+    })
+    .await?;
+    sim.run_for(ms(500)).await;
+    Ok(sim.delivery(msg)?.duplicates_per_node())
+}
+
+#[meshsim::test(seed = 2)]
+async fn duplicates_counted_exactly_on_small_graphs(sim: meshsim::Sim) -> meshsim::Result<()> {
+    // Small messages (no IDONTWANT), every peer in the mesh (degree <= D_lo), equal latencies.
+    // A node forwards the first copy at once to its mesh peers except the one it came from
+    // and the origin.
+    type Rule = fn(&meshsim::Delivery) -> Vec<(u32, usize)>;
+    let cases: Vec<(&str, Topology, Rule)> = vec![
+        // A line: each node hears it once.
+        ("line", Topology::line(5)?, |_| vec![]),
+        // Odd ring: n2 and n3 hear it from both sides at the same moment.
+        ("ring5", Topology::ring(5)?, |_| vec![(2, 1), (3, 1)]),
+        // Even ring: the arcs meet at n3, which hears it twice and forwards its first copy on
+        // to whichever of n2 and n4 it did not come from: that one hears it twice too.
+        ("ring6", Topology::ring(6)?, |d| {
+            let first = d.propagation_tree()[&node(3)];
+            let other = if first == node(2) { 4 } else { 2 };
+            vec![(3, 1), (other, 1)]
+        }),
+        // K4: n0 sends to all three; each forwards to the two others (never back to n0).
+        ("k4", Topology::full_mesh(4)?, |_| {
+            vec![(1, 2), (2, 2), (3, 2)]
+        }),
+    ];
+    for (name, net, rule) in cases {
+        let n = net.node_count();
+        let mut run = sim.clone().start(net.with_latency(ms(10))).await?;
+        let msg = run.publish(node(0), DEFAULT_TOPIC, 64).await?;
+        let d = run.wait_delivered(msg, secs(10)).await?;
+        let want = rule(&d);
+        let total = want.iter().map(|(_, d)| d).sum();
+        let got = settled_duplicates(&run, msg, total).await?;
+        let mut expected: std::collections::BTreeMap<_, _> =
+            (0..n as u32).map(|i| (node(i), 0)).collect();
+        for (i, d) in want {
+            expected.insert(node(i), d);
+        }
+        assert_eq!(got, expected, "duplicates per node on {name}");
+        run.stop();
+    }
+    Ok(())
+}

@@ -144,6 +144,7 @@ pub(crate) fn spawn(setup: NodeSetup) -> Result<NodeHandle> {
     swarm
         .listen_on(addr_of(node))
         .map_err(|e| fail(format!("cannot listen: {e}")))?;
+    tracing::info!(target: "meshsim", parent: &span, %peer, "node up, listening on {}", addr_of(node));
     recorder.record(Some(node), EventKind::NodeUp);
     let mut state = NodeState {
         node,

@@ -315,21 +315,23 @@ mod gml {
     fn parse_list(
         chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
         line: &mut usize,
-        nested: bool,
+        opened_at: Option<usize>,
     ) -> Result<Vec<(String, Value, usize)>, ImportError> {
         let mut out = Vec::new();
         loop {
             skip_space(chars, line);
             let Some(&c) = chars.peek() else {
-                return if nested {
-                    Err(syntax(*line, "missing ']' before end of input"))
-                } else {
-                    Ok(out)
+                return match opened_at {
+                    Some(at) => Err(syntax(
+                        at,
+                        format!("the '[' opened at line {at} is never closed"),
+                    )),
+                    None => Ok(out),
                 };
             };
             if c == ']' {
                 chars.next();
-                return if nested {
+                return if opened_at.is_some() {
                     Ok(out)
                 } else {
                     Err(syntax(*line, "unexpected ']'"))
@@ -353,7 +355,7 @@ mod gml {
                 None => return Err(syntax(*line, format!("key {key:?} has no value"))),
                 Some('[') => {
                     chars.next();
-                    Value::List(parse_list(chars, line, true)?)
+                    Value::List(parse_list(chars, line, Some(*line))?)
                 }
                 Some('"') => {
                     chars.next();
@@ -422,7 +424,7 @@ mod gml {
 
     pub(super) fn parse(text: &str) -> Result<Graph, ImportError> {
         let mut line = 1;
-        let top = parse_list(&mut text.chars().peekable(), &mut line, false)?;
+        let top = parse_list(&mut text.chars().peekable(), &mut line, None)?;
         let Some((_, Value::List(items), _)) = top.into_iter().find(|(k, _, _)| k == "graph")
         else {
             return Err(syntax(1, "no 'graph [ ... ]' block"));

@@ -94,9 +94,10 @@ impl Recorder {
 
     /// Records an event now.
     pub(crate) fn record(&self, node: Option<NodeId>, kind: EventKind) {
-        let t_ns = self.now_ns();
         {
             let mut st = self.lock();
+            // Taken under the lock, so events are in time order.
+            let t_ns = self.now_ns();
             apply(&mut st.live, node, &kind);
             st.trace.events.push(Event { t_ns, node, kind });
         }
@@ -126,9 +127,9 @@ impl Recorder {
     /// Registers a published message with the nodes expected to receive it, and records the
     /// `published` event, atomically.
     pub(crate) fn published(&self, msg: MsgId, origin: NodeId, topic: &str, size: usize) {
-        let t_ns = self.now_ns();
         {
             let mut st = self.lock();
+            let t_ns = self.now_ns();
             let expected: Vec<NodeId> = st
                 .live
                 .up

@@ -35,7 +35,9 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
             Ok(())
         } else if meta.path.is_ident("seed") {
             let lit: LitInt = meta.value()?.parse()?;
-            lit.base10_parse::<u64>()?;
+            lit.base10_parse::<u64>().map_err(|_| {
+                syn::Error::new(lit.span(), "seed must be a whole number from 0 to 2^64 - 1")
+            })?;
             seed = Some(lit);
             Ok(())
         } else {

@@ -5,7 +5,7 @@
 //! propagated. Every run leaves a trace: what happened, with nanosecond timestamps.
 //!
 //! ```
-//! use meshsim::{Topology, ms, secs, node};
+//! use meshsim::{Topology, ms, node, secs};
 //!
 //! #[meshsim::test(seed = 7)]
 //! async fn block_reaches_everyone(sim: meshsim::Sim) -> meshsim::Result<()> {
@@ -16,8 +16,17 @@
 //!     delivery.assert_reach(1.0)?.assert_p99_latency_below(ms(1000))?;
 //!     Ok(()) // on failure the trace is saved under target/meshsim/<test>/
 //! }
-//! # block_reaches_everyone();
+//! # // Doctests are not compiled as tests, so run the same body directly:
+//! # meshsim::__private::run_test("doc::block_reaches_everyone", Default::default(), |sim| async move {
+//! #     let net = Topology::random_regular(20, 4, sim.seed())?.with_latency(ms(40)).with_jitter(ms(5));
+//! #     let mut sim = sim.start(net).await?;
+//! #     let msg = sim.publish(node(0), meshsim::DEFAULT_TOPIC, 1024).await?;
+//! #     sim.wait_delivered(msg, secs(5)).await?.assert_reach(1.0)?.assert_p99_latency_below(ms(1000))?;
+//! #     meshsim::Result::<()>::Ok(())
+//! # });
 //! ```
+//!
+//! Outside a test, [`Sim::new`] makes the same simulation in any tokio runtime.
 //!
 //! # The parts
 //! Data flows one way, and the modules follow it:

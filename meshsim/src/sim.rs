@@ -15,7 +15,7 @@ use crate::error::{Error, Result, TopologyError, list_nodes};
 use crate::node::{self, Command, GossipsubParams, NodeHandle, NodeSetup, PeerBook};
 use crate::runner::TestContext;
 use crate::topology::{LinkShape, NodeId, Topology};
-use crate::trace::recorder::{Recorder, State};
+use crate::trace::recorder::{Live, Recorder, State};
 use crate::trace::{Delivery, EventKind, Meta, MsgId, TopologySnapshot, Trace, trace_dir};
 
 /// The topic nodes subscribe to unless the test names others.
@@ -282,31 +282,39 @@ impl Simulation {
         &self.overlay
     }
 
-    /// Waits until `check` holds on the live trace, re-checking on every recorded event.
-    /// `check` returns `Ok(value)` when satisfied, or `Err(progress)` saying how far things got;
-    /// the last progress goes into the timeout error.
+    /// Waits until `check` holds on the live trace, re-checking after recorded events.
+    /// `check(state, explain)` returns `Ok(value)` when satisfied, else `Err(progress)`; it
+    /// only needs to describe the progress when `explain` is true (once, at the timeout), so
+    /// the frequent checks stay cheap. Checks run under the recorder's lock, which every node
+    /// needs to record, so a check that takes `d` is not repeated within `10 d`.
     pub(crate) async fn wait_live<T>(
         &self,
         timeout: Duration,
         what: &str,
-        mut check: impl FnMut(&State) -> std::result::Result<T, String>,
+        mut check: impl FnMut(&State, bool) -> std::result::Result<T, String>,
     ) -> Result<T> {
         let deadline = Instant::now() + timeout;
         let mut changes = self.recorder.watch();
         loop {
             changes.borrow_and_update();
-            let progress = match check(&self.recorder.lock()) {
-                Ok(v) => return Ok(v),
-                Err(p) => p,
+            let started = Instant::now();
+            if let Ok(v) = check(&self.recorder.lock(), false) {
+                return Ok(v);
+            }
+            let pause = started.elapsed() * 10;
+            let next = async {
+                tokio::time::sleep(pause).await;
+                changes.changed().await
             };
-            match tokio::time::timeout_at(deadline, changes.changed()).await {
-                Ok(Ok(())) => {}
-                _ => {
-                    return Err(Error::Timeout {
-                        after: timeout,
-                        what: format!("{what}: {progress} (trace: {})", self.trace_file.display()),
-                    });
-                }
+            if tokio::time::timeout_at(deadline, next).await.is_err() {
+                let progress = match check(&self.recorder.lock(), true) {
+                    Ok(v) => return Ok(v),
+                    Err(p) => p,
+                };
+                return Err(Error::Timeout {
+                    after: timeout,
+                    what: format!("{what}: {progress} (trace: {})", self.trace_file.display()),
+                });
             }
         }
     }
@@ -319,7 +327,7 @@ impl Simulation {
         what: &str,
         mut predicate: impl FnMut(&Trace) -> bool,
     ) -> Result<()> {
-        self.wait_live(timeout, what, |st| {
+        self.wait_live(timeout, what, |st, _| {
             if predicate(&st.trace) {
                 Ok(())
             } else {
@@ -331,74 +339,36 @@ impl Simulation {
 
     /// Waits until the overlay has formed (see [`Sim::start`]).
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        let overlay = &self.overlay;
+        let mut adjacency = vec![Vec::new(); self.nodes.len()];
+        for &(a, b) in &self.overlay {
+            adjacency[a.index()].push(b);
+            adjacency[b.index()].push(a);
+        }
         let d_lo = self.params.d_lo;
-        self.wait_live(timeout, "the overlay to form", |st| {
+        self.wait_live(timeout, "the overlay to form", |st, explain| {
             let live = &st.live;
             let mut not_ready = Vec::new();
-            let mut why = String::new();
+            let mut first = String::new();
             for &n in &live.up {
-                let connected = live.connected.get(&n);
-                let is_connected = |p: &NodeId| connected.is_some_and(|c| c.contains(p));
-                let missing: Vec<NodeId> = overlay
-                    .iter()
-                    .filter_map(|&(a, b)| {
-                        if a == n {
-                            Some(b)
-                        } else if b == n {
-                            Some(a)
-                        } else {
-                            None
-                        }
-                    })
-                    .filter(|p| live.up.contains(p) && !is_connected(p))
-                    .collect();
-                let mut problem = (!missing.is_empty())
-                    .then(|| format!("{n} not yet connected to {}", list_nodes(&missing, 4)));
-                for topic in live.subscriptions.get(&n).into_iter().flatten() {
-                    if problem.is_some() {
-                        break;
+                if let Some(problem) = not_ready_because(live, n, &adjacency[n.index()], d_lo) {
+                    if !explain {
+                        return Err(String::new());
                     }
-                    let subscribed: Vec<NodeId> = connected
-                        .into_iter()
-                        .flatten()
-                        .copied()
-                        .filter(|p| live.subscriptions.get(p).is_some_and(|t| t.contains(topic)))
-                        .collect();
-                    let known = live.known_subscriptions.get(&n);
-                    let unknown = subscribed
-                        .iter()
-                        .filter(|p| !known.is_some_and(|k| k.contains(&(**p, topic.clone()))))
-                        .count();
-                    let mesh = live.mesh.get(&(n, topic.clone())).map_or(0, BTreeSet::len);
-                    let want = d_lo.min(subscribed.len());
-                    if unknown > 0 {
-                        problem = Some(format!(
-                            "{n} has not yet heard {unknown} peers' subscriptions to {topic:?}"
-                        ));
-                    } else if mesh < want {
-                        problem = Some(format!(
-                            "{n} has {mesh} mesh peers for {topic:?}, wants {want}"
-                        ));
-                    }
-                }
-                if let Some(p) = problem {
                     if not_ready.is_empty() {
-                        why = p;
+                        first = problem;
                     }
                     not_ready.push(n);
                 }
             }
             if not_ready.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{} of {} running nodes not ready ({}); first: {why}",
-                    not_ready.len(),
-                    live.up.len(),
-                    list_nodes(&not_ready, 8)
-                ))
+                return Ok(());
             }
+            Err(format!(
+                "{} of {} running nodes not ready ({}); first: {first}",
+                not_ready.len(),
+                live.up.len(),
+                list_nodes(&not_ready, 8)
+            ))
         })
         .await
     }
@@ -482,8 +452,12 @@ impl Simulation {
             .wait_live(
                 timeout,
                 &format!("{msg} to reach {} nodes", nodes.len()),
-                |st| {
+                |st, explain| {
                     let got = st.live.delivered.get(&msg);
+                    if !explain {
+                        let all = nodes.iter().all(|n| got.is_some_and(|g| g.contains(n)));
+                        return if all { Ok(()) } else { Err(String::new()) };
+                    }
                     let missing: Vec<NodeId> = nodes
                         .iter()
                         .copied()
@@ -732,4 +706,46 @@ impl Simulation {
         }
         self.recorder.snapshot()
     }
+}
+
+/// Why node `n` is not ready yet, if it is not: an overlay peer not connected, a connected
+/// peer's subscription not yet heard, or a mesh below `min(D_lo, subscribed peers)`.
+fn not_ready_because(
+    live: &Live,
+    n: NodeId,
+    overlay_peers: &[NodeId],
+    d_lo: usize,
+) -> Option<String> {
+    let connected = live.connected.get(&n);
+    let is_connected = |p: &NodeId| connected.is_some_and(|c| c.contains(p));
+    if let Some(p) = overlay_peers
+        .iter()
+        .find(|p| live.up.contains(p) && !is_connected(p))
+    {
+        return Some(format!("{n} not yet connected to {p}"));
+    }
+    for topic in live.subscriptions.get(&n).into_iter().flatten() {
+        let subscribed = connected
+            .into_iter()
+            .flatten()
+            .filter(|p| live.subscriptions.get(p).is_some_and(|t| t.contains(topic)));
+        let known = live.known_subscriptions.get(&n);
+        let mut count = 0;
+        for p in subscribed {
+            count += 1;
+            if !known.is_some_and(|k| k.contains(&(*p, topic.clone()))) {
+                return Some(format!(
+                    "{n} has not yet heard {p}'s subscription to {topic:?}"
+                ));
+            }
+        }
+        let mesh = live.mesh.get(&(n, topic.clone())).map_or(0, BTreeSet::len);
+        let want = d_lo.min(count);
+        if mesh < want {
+            return Some(format!(
+                "{n} has {mesh} mesh peers for {topic:?}, wants {want}"
+            ));
+        }
+    }
+    None
 }

@@ -198,7 +198,7 @@ fn random_peer_overlay() {
         .unwrap()
         .with_overlay(Overlay::RandomPeers { k: 3, seed: 1 });
     let pairs = t.overlay_pairs().unwrap();
-    let mut degree = vec![0; 20];
+    let mut degree = [0; 20];
     for (a, b) in &pairs {
         assert_ne!(a, b);
         degree[a.index()] += 1;

@@ -303,24 +303,22 @@ impl NodeState {
                 ..
             } => {
                 self.pending_dials.remove(&peer_id);
-                if num_established.get() == 1 {
-                    if let Some(peer) = self.book.node(&peer_id) {
+                if num_established.get() == 1
+                    && let Some(peer) = self.book.node(&peer_id) {
                         self.recorder
                             .record(Some(self.node), EventKind::PeerConnected { peer });
                     }
-                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
                 ..
             } => {
-                if num_established == 0 {
-                    if let Some(peer) = self.book.node(&peer_id) {
+                if num_established == 0
+                    && let Some(peer) = self.book.node(&peer_id) {
                         self.recorder
                             .record(Some(self.node), EventKind::PeerDisconnected { peer });
                     }
-                }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 if let Some(p) = peer_id {
@@ -344,11 +342,10 @@ impl NodeState {
                 propagation_source,
                 message_id,
                 ..
-            }) => {
-                if self.params.validation_delay.is_some() {
+            })
+                if self.params.validation_delay.is_some() => {
                     return Some((message_id, propagation_source));
                 }
-            }
             _ => {}
         }
         None

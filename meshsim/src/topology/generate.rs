@@ -157,7 +157,7 @@ impl Topology {
                 format!("must be between 1 and n - 1 = {}", n.saturating_sub(1)),
             )
         })?;
-        need((n * d) % 2 == 0, || {
+        need((n * d).is_multiple_of(2), || {
             param(
                 "random_regular",
                 "d",

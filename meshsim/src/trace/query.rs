@@ -139,11 +139,10 @@ impl Delivery {
     pub fn first_deliveries(&self) -> BTreeMap<NodeId, (u64, NodeId)> {
         let mut out = BTreeMap::new();
         for e in &self.trace.events {
-            if let (Some(n), EventKind::Delivered { msg, from }) = (e.node, &e.kind) {
-                if *msg == self.info.id {
+            if let (Some(n), EventKind::Delivered { msg, from }) = (e.node, &e.kind)
+                && *msg == self.info.id {
                     out.entry(n).or_insert((e.t_ns, *from));
                 }
-            }
         }
         out
     }
@@ -209,11 +208,10 @@ impl Delivery {
         let mut out: BTreeMap<NodeId, usize> = self.info.expected.iter().map(|&n| (n, 0)).collect();
         out.insert(self.info.origin, 0);
         for e in &self.trace.events {
-            if let (Some(n), EventKind::Duplicate { msg, .. }) = (e.node, &e.kind) {
-                if *msg == self.info.id {
+            if let (Some(n), EventKind::Duplicate { msg, .. }) = (e.node, &e.kind)
+                && *msg == self.info.id {
                     *out.entry(n).or_insert(0) += 1;
                 }
-            }
         }
         out
     }
@@ -409,7 +407,7 @@ pub(crate) fn explain_missing(trace: &Trace, info: &MessageInfo, missing: &[Node
             }
         }
         groups
-            .entry(reason.unwrap_or_else(|| "no delivery recorded".into()))
+            .entry(reason.unwrap_or_else(|| "with nothing in the trace to explain why".into()))
             .or_default()
             .push(n);
     }

@@ -123,8 +123,8 @@ impl Transport for SimTransport {
         if let Some(ev) = this.events.pop_front() {
             return Poll::Ready(ev);
         }
-        if let Some((id, rx)) = &mut this.listener {
-            if let Poll::Ready(Some((stream, from))) = rx.poll_recv(cx) {
+        if let Some((id, rx)) = &mut this.listener
+            && let Poll::Ready(Some((stream, from))) = rx.poll_recv(cx) {
                 return Poll::Ready(TransportEvent::Incoming {
                     listener_id: *id,
                     upgrade: future::ready(Ok(stream)),
@@ -132,7 +132,6 @@ impl Transport for SimTransport {
                     send_back_addr: addr_of(from),
                 });
             }
-        }
         Poll::Pending
     }
 }

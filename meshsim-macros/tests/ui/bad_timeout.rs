@@ -1,0 +1,4 @@
+#[meshsim_macros::test(timeout = "90 parsecs")]
+async fn t() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[meshsim_macros::test(seed = -1)]
+async fn t() {}
+
+fn main() {}

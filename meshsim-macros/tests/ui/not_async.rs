@@ -1,0 +1,4 @@
+#[meshsim_macros::test]
+fn t() {}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[meshsim_macros::test]
+#[test]
+async fn t() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[meshsim_macros::test(nodes = 5)]
+async fn t() {}
+
+fn main() {}

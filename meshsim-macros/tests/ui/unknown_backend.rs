@@ -1,0 +1,4 @@
+#[meshsim_macros::test(backend = "kubernetes")]
+async fn t() {}
+
+fn main() {}

@@ -166,3 +166,86 @@ async fn overlay_peers_use_shortest_underlay_path(sim: meshsim::Sim) -> meshsim:
     }
     Ok(())
 }
+
+#[meshsim::test(seed = 14)]
+async fn heartbeat_prunes_an_oversized_mesh(sim: meshsim::Sim) -> meshsim::Result<()> {
+    // Nine leaves graft the hub at once; its heartbeat must prune it back to D.
+    let params = meshsim::GossipsubParams {
+        heartbeat_initial_delay: ms(300),
+        heartbeat_interval: ms(300),
+        ..meshsim::GossipsubParams::default().with_degrees(2, 3, 4)
+    };
+    let sim = sim
+        .with_params(params)
+        .start_unready(Topology::star(10)?.with_latency(ms(5)))
+        .await?;
+    let hub_mesh = |t: &meshsim::Trace| {
+        let mut mesh = std::collections::BTreeSet::new();
+        let mut pruned_at = None;
+        for e in t.events.iter().filter(|e| e.node == Some(node(0))) {
+            match &e.kind {
+                EventKind::Graft { peer, .. } => {
+                    mesh.insert(*peer);
+                }
+                EventKind::Prune { peer, .. } => {
+                    mesh.remove(peer);
+                    pruned_at.get_or_insert(e.t_ns);
+                }
+                _ => {}
+            }
+        }
+        (mesh.len(), pruned_at)
+    };
+    sim.wait_until(secs(10), "the hub to graft all nine leaves", |t| {
+        hub_mesh(t).0 == 9
+    })
+    .await?;
+    sim.wait_until(secs(10), "the hub's heartbeat to prune", |t| {
+        hub_mesh(t).1.is_some()
+    })
+    .await?;
+    let (size, pruned_at) = hub_mesh(&sim.trace());
+    assert_eq!(size, 3, "pruned back to D");
+    assert!(
+        pruned_at.unwrap() >= 300_000_000,
+        "pruned by the heartbeat, not before it"
+    );
+    Ok(())
+}
+
+#[meshsim::test(seed = 15)]
+async fn heartbeats_keep_running_in_a_quiet_network(sim: meshsim::Sim) -> meshsim::Result<()> {
+    // After the hub prunes them, leaves sit in backoff with no traffic at all; only their own
+    // heartbeats, once the backoff ends, can graft the hub again. (gossipsub 0.50.1 alone
+    // stops heartbeating when nothing wakes it; meshsim's wrapper keeps the timer polled.)
+    let params = meshsim::GossipsubParams {
+        heartbeat_initial_delay: ms(200),
+        heartbeat_interval: ms(200),
+        prune_backoff: ms(1000),
+        ..meshsim::GossipsubParams::default().with_degrees(2, 3, 4)
+    };
+    let sim = sim
+        .with_params(params)
+        .start_unready(Topology::star(8)?.with_latency(ms(5)))
+        .await?;
+    let regrafted = |t: &meshsim::Trace| {
+        let mut pruned: std::collections::BTreeMap<meshsim::NodeId, u64> = Default::default();
+        t.events.iter().any(|e| match (e.node, &e.kind) {
+            (Some(leaf), EventKind::Prune { peer, .. }) if *peer == node(0) => {
+                pruned.entry(leaf).or_insert(e.t_ns);
+                false
+            }
+            (Some(leaf), EventKind::Graft { peer, .. }) => {
+                *peer == node(0) && pruned.contains_key(&leaf)
+            }
+            _ => false,
+        })
+    };
+    sim.wait_until(
+        secs(10),
+        "a pruned leaf to graft the hub again after its backoff",
+        regrafted,
+    )
+    .await?;
+    Ok(())
+}

@@ -9,7 +9,8 @@ use meshsim::{EventKind, LinkShape, MsgId, node};
 #[test]
 fn schema_lists_exactly_the_event_types() {
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../../meshsim/trace.schema.json")).expect("schema is JSON");
+        serde_json::from_str(include_str!("../../meshsim/trace.schema.json"))
+            .expect("schema is JSON");
     let listed: BTreeSet<String> = schema["$defs"]["event"]["properties"]["type"]["enum"]
         .as_array()
         .expect("event types listed")
@@ -24,14 +25,33 @@ fn schema_lists_exactly_the_event_types() {
         EventKind::PeerDisconnected { peer: n },
         EventKind::Subscribed { topic: t.clone() },
         EventKind::Unsubscribed { topic: t.clone() },
-        EventKind::Published { msg: m, topic: t.clone(), size: 8 },
+        EventKind::Published {
+            msg: m,
+            topic: t.clone(),
+            size: 8,
+        },
         EventKind::Delivered { msg: m, from: n },
         EventKind::Duplicate { msg: m, from: n },
-        EventKind::Graft { peer: n, topic: t.clone() },
-        EventKind::Prune { peer: n, topic: t.clone() },
-        EventKind::LinkChanged { to: n, shape: LinkShape::default() },
-        EventKind::Partition { a: vec![n], b: vec![n] },
-        EventKind::Heal { a: vec![n], b: vec![n] },
+        EventKind::Graft {
+            peer: n,
+            topic: t.clone(),
+        },
+        EventKind::Prune {
+            peer: n,
+            topic: t.clone(),
+        },
+        EventKind::LinkChanged {
+            to: n,
+            shape: LinkShape::default(),
+        },
+        EventKind::Partition {
+            a: vec![n],
+            b: vec![n],
+        },
+        EventKind::Heal {
+            a: vec![n],
+            b: vec![n],
+        },
         EventKind::Annotation { text: t },
     ];
     // A new variant must be added above (and to the schema): this match has no wildcard.
@@ -56,7 +76,12 @@ fn schema_lists_exactly_the_event_types() {
     }
     let written: BTreeSet<String> = all
         .iter()
-        .map(|k| serde_json::to_value(k).unwrap()["type"].as_str().unwrap().to_string())
+        .map(|k| {
+            serde_json::to_value(k).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(written, listed);
 }

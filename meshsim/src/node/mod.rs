@@ -16,7 +16,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use libp2p::core::transport::Transport;
 use libp2p::core::upgrade::Version;
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, TopicHash};
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId};
 use libp2p::identity::Keypair;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{Swarm, SwarmEvent};
@@ -154,7 +154,6 @@ pub(crate) fn spawn(setup: NodeSetup) -> Result<NodeHandle> {
         book,
         params,
         pending_dials: HashMap::new(),
-        mesh: HashMap::new(),
     };
     for t in &topics {
         state.subscribe(t).map_err(fail)?;
@@ -172,7 +171,6 @@ struct NodeState {
     book: Arc<PeerBook>,
     params: GossipsubParams,
     pending_dials: HashMap<PeerId, OwnedSemaphorePermit>,
-    mesh: HashMap<TopicHash, BTreeSet<NodeId>>,
 }
 
 impl NodeState {
@@ -201,7 +199,6 @@ impl NodeState {
                     self.gossipsub().report_message_validation_result(&id, &from, gossipsub::MessageAcceptance::Accept);
                 }
             }
-            self.diff_mesh();
         }
     }
 
@@ -304,10 +301,11 @@ impl NodeState {
             } => {
                 self.pending_dials.remove(&peer_id);
                 if num_established.get() == 1
-                    && let Some(peer) = self.book.node(&peer_id) {
-                        self.recorder
-                            .record(Some(self.node), EventKind::PeerConnected { peer });
-                    }
+                    && let Some(peer) = self.book.node(&peer_id)
+                {
+                    self.recorder
+                        .record(Some(self.node), EventKind::PeerConnected { peer });
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -315,10 +313,11 @@ impl NodeState {
                 ..
             } => {
                 if num_established == 0
-                    && let Some(peer) = self.book.node(&peer_id) {
-                        self.recorder
-                            .record(Some(self.node), EventKind::PeerDisconnected { peer });
-                    }
+                    && let Some(peer) = self.book.node(&peer_id)
+                {
+                    self.recorder
+                        .record(Some(self.node), EventKind::PeerDisconnected { peer });
+                }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 if let Some(p) = peer_id {
@@ -342,56 +341,11 @@ impl NodeState {
                 propagation_source,
                 message_id,
                 ..
-            })
-                if self.params.validation_delay.is_some() => {
-                    return Some((message_id, propagation_source));
-                }
+            }) if self.params.validation_delay.is_some() => {
+                return Some((message_id, propagation_source));
+            }
             _ => {}
         }
         None
-    }
-
-    /// Records grafts and prunes by comparing each topic's mesh with the last one seen.
-    fn diff_mesh(&mut self) {
-        let topics: Vec<TopicHash> = self
-            .tap
-            .topics
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect();
-        for topic in topics {
-            let now: BTreeSet<NodeId> = self
-                .swarm
-                .behaviour()
-                .inner
-                .mesh_peers(&topic)
-                .filter_map(|p| self.book.node(p))
-                .collect();
-            let before = self.mesh.entry(topic.clone()).or_default();
-            if *before == now {
-                continue;
-            }
-            for &peer in now.difference(before) {
-                self.recorder.record(
-                    Some(self.node),
-                    EventKind::Graft {
-                        peer,
-                        topic: topic.to_string(),
-                    },
-                );
-            }
-            for &peer in before.difference(&now) {
-                self.recorder.record(
-                    Some(self.node),
-                    EventKind::Prune {
-                        peer,
-                        topic: topic.to_string(),
-                    },
-                );
-            }
-            *before = now;
-        }
     }
 }

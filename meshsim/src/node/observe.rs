@@ -139,11 +139,55 @@ pub(crate) type Gossipsub = gossipsub::Behaviour<CopyTap>;
 pub(crate) struct Observed {
     pub inner: Gossipsub,
     tap: Arc<Tap>,
+    /// The mesh per topic as last recorded.
+    mesh: HashMap<TopicHash, BTreeSet<NodeId>>,
 }
 
 impl Observed {
     pub(crate) fn new(inner: Gossipsub, tap: Arc<Tap>) -> Self {
-        Observed { inner, tap }
+        Observed {
+            inner,
+            tap,
+            mesh: HashMap::new(),
+        }
+    }
+
+    /// Records grafts and prunes by comparing each topic's mesh with the last one recorded.
+    /// Runs on every poll of the behaviour, so changes made by heartbeats, by peers' GRAFT
+    /// and PRUNE, and by subscriptions are all stamped when they happen.
+    fn record_mesh_changes(&mut self) {
+        let tap = &self.tap;
+        let topics = tap.topics.lock().unwrap_or_else(|e| e.into_inner());
+        for topic in topics.iter() {
+            let now: BTreeSet<NodeId> = self
+                .inner
+                .mesh_peers(topic)
+                .filter_map(|p| tap.book.node(p))
+                .collect();
+            let before = self.mesh.entry(topic.clone()).or_default();
+            if *before == now {
+                continue;
+            }
+            for &peer in now.difference(before) {
+                tap.recorder.record(
+                    Some(tap.node),
+                    EventKind::Graft {
+                        peer,
+                        topic: topic.to_string(),
+                    },
+                );
+            }
+            for &peer in before.difference(&now) {
+                tap.recorder.record(
+                    Some(tap.node),
+                    EventKind::Prune {
+                        peer,
+                        topic: topic.to_string(),
+                    },
+                );
+            }
+            *before = now;
+        }
     }
 }
 
@@ -218,9 +262,11 @@ impl NetworkBehaviour for Observed {
         // and returns Pending with the heartbeat's GRAFT/PRUNE/IHAVE still queued. Polling a
         // second time registers the timer's waker and hands out what the heartbeat queued, so
         // heartbeats keep running in a quiet network.
-        match self.inner.poll(cx) {
+        let polled = match self.inner.poll(cx) {
             Poll::Pending => self.inner.poll(cx),
             ready => ready,
-        }
+        };
+        self.record_mesh_changes();
+        polled
     }
 }

@@ -140,9 +140,10 @@ impl Delivery {
         let mut out = BTreeMap::new();
         for e in &self.trace.events {
             if let (Some(n), EventKind::Delivered { msg, from }) = (e.node, &e.kind)
-                && *msg == self.info.id {
-                    out.entry(n).or_insert((e.t_ns, *from));
-                }
+                && *msg == self.info.id
+            {
+                out.entry(n).or_insert((e.t_ns, *from));
+            }
         }
         out
     }
@@ -209,9 +210,10 @@ impl Delivery {
         out.insert(self.info.origin, 0);
         for e in &self.trace.events {
             if let (Some(n), EventKind::Duplicate { msg, .. }) = (e.node, &e.kind)
-                && *msg == self.info.id {
-                    *out.entry(n).or_insert(0) += 1;
-                }
+                && *msg == self.info.id
+            {
+                *out.entry(n).or_insert(0) += 1;
+            }
         }
         out
     }

@@ -124,14 +124,15 @@ impl Transport for SimTransport {
             return Poll::Ready(ev);
         }
         if let Some((id, rx)) = &mut this.listener
-            && let Poll::Ready(Some((stream, from))) = rx.poll_recv(cx) {
-                return Poll::Ready(TransportEvent::Incoming {
-                    listener_id: *id,
-                    upgrade: future::ready(Ok(stream)),
-                    local_addr: addr_of(this.me),
-                    send_back_addr: addr_of(from),
-                });
-            }
+            && let Poll::Ready(Some((stream, from))) = rx.poll_recv(cx)
+        {
+            return Poll::Ready(TransportEvent::Incoming {
+                listener_id: *id,
+                upgrade: future::ready(Ok(stream)),
+                local_addr: addr_of(this.me),
+                send_back_addr: addr_of(from),
+            });
+        }
         Poll::Pending
     }
 }

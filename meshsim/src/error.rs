@@ -63,9 +63,6 @@ pub enum Error {
         /// Why it cannot be used.
         reason: String,
     },
-    /// The simulation has stopped running (a node task failed or the handle was stopped).
-    #[error("the simulation is no longer running: {0}")]
-    Stopped(String),
     /// A node failed in a way the harness did not expect.
     #[error("node {node} failed: {reason}")]
     Node {

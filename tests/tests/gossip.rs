@@ -7,6 +7,17 @@ use meshsim_tests::check_path_latencies;
 /// Per-hop allowance for processing and timer resolution (1 ms tokio timer, debug build).
 const PER_HOP: std::time::Duration = ms(4);
 
+/// Every first delivery came no earlier than the configured latency along its propagation
+/// path, and at most `PER_HOP` per hop (+2 ms) later.
+fn assert_path_latencies(d: &meshsim::Delivery) {
+    let bad = check_path_latencies(d, PER_HOP, ms(2));
+    assert!(
+        bad.is_empty(),
+        "first deliveries off the configured path latency:\n{}",
+        bad.join("\n")
+    );
+}
+
 #[meshsim::test(seed = 11)]
 async fn ring_delivers_with_hop_latency(sim: meshsim::Sim) -> meshsim::Result<()> {
     let mut sim = sim.start(Topology::ring(10)?.with_latency(ms(30))).await?;
@@ -21,12 +32,7 @@ async fn ring_delivers_with_hop_latency(sim: meshsim::Sim) -> meshsim::Result<()
             "hops to n{k}"
         );
     }
-    let bad = check_path_latencies(&d, PER_HOP, ms(2));
-    assert!(
-        bad.is_empty(),
-        "first deliveries off the configured path latency:\n{}",
-        bad.join("\n")
-    );
+    assert_path_latencies(&d);
     Ok(())
 }
 
@@ -42,12 +48,7 @@ async fn random_graph_delivers_with_path_latency(sim: meshsim::Sim) -> meshsim::
         let msg = sim.publish(node(origin), DEFAULT_TOPIC, 512).await?;
         let d = sim.wait_delivered(msg, secs(10)).await?;
         d.assert_reach(1.0)?;
-        let bad = check_path_latencies(&d, PER_HOP, ms(2));
-        assert!(
-            bad.is_empty(),
-            "first deliveries off the configured path latency:\n{}",
-            bad.join("\n")
-        );
+        assert_path_latencies(&d);
     }
     Ok(())
 }

@@ -104,6 +104,9 @@ pub enum TopologyError {
         /// Why it is invalid.
         why: &'static str,
     },
+    /// Two overlay peers have no path between them through the links.
+    #[error("overlay peers {0} and {1} have no path between them through the links")]
+    NoRoute(NodeId, NodeId),
     /// The link between two nodes does not exist.
     #[error("no link between {0} and {1}")]
     NoSuchLink(NodeId, NodeId),

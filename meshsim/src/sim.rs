@@ -293,7 +293,9 @@ impl Simulation {
         what: &str,
         mut check: impl FnMut(&State, bool) -> std::result::Result<T, String>,
     ) -> Result<T> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
         let mut changes = self.recorder.watch();
         loop {
             changes.borrow_and_update();
@@ -537,7 +539,16 @@ impl Simulation {
     /// Heals the partition made between `a` and `b`.
     pub fn heal(&self, a: &[NodeId], b: &[NodeId]) -> Result<()> {
         let (a, b) = self.groups(a, b)?;
-        if !self.net.heal(&a, &b) {
+        let announce = || {
+            self.recorder.record(
+                None,
+                EventKind::Heal {
+                    a: a.clone(),
+                    b: b.clone(),
+                },
+            )
+        };
+        if !self.net.heal(&a, &b, announce) {
             return Err(Error::Topology(TopologyError::InvalidParameter {
                 generator: "heal",
                 param: "groups",
@@ -545,7 +556,6 @@ impl Simulation {
                 why: "no partition between exactly these groups".into(),
             }));
         }
-        self.recorder.record(None, EventKind::Heal { a, b });
         Ok(())
     }
 
@@ -572,10 +582,12 @@ impl Simulation {
         Ok((sa.into_iter().collect(), sb.into_iter().collect()))
     }
 
-    /// Stops a node: its task ends and its connections close.
-    pub fn stop_node(&mut self, n: NodeId) -> Result<()> {
+    /// Stops a node: its task ends and its connections close (peers see them close one
+    /// latency later, or after a heal).
+    pub async fn stop_node(&mut self, n: NodeId) -> Result<()> {
         self.handle(n)?;
-        self.nodes[n.index()] = None;
+        let handle = self.nodes[n.index()].take().expect("checked above");
+        handle.stop().await;
         self.recorder.record(
             Some(n),
             EventKind::NodeDown {
@@ -621,11 +633,14 @@ impl Simulation {
             self.check_node(p)?;
             shape.validate(p, NodeId(self.nodes.len() as u32))?;
         }
+        // All or nothing: build the change on a copy.
         let n = self.net.update_topology(|t| {
-            let n = t.add_node();
+            let mut grown = t.clone();
+            let n = grown.add_node();
             for &(p, shape) in links {
-                t.link(n, p, shape).map(|_| ())?;
+                grown.link(n, p, shape)?;
             }
+            *t = grown;
             Ok::<_, TopologyError>(n)
         })?;
         self.nodes.push(Some(self.spawn_node(n)?));

@@ -113,7 +113,15 @@ fn disconnected_topologies_name_the_unreachable_nodes() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(t.allow_disconnected().validate().is_ok());
+    assert!(t.clone().allow_disconnected().validate().is_ok());
+    // Overlay peers with no path through the links.
+    let unroutable = t.with_overlay(meshsim::Overlay::Explicit {
+        pairs: vec![(node(0), node(1)), (node(1), node(2)), (node(2), node(3))],
+    });
+    assert_eq!(
+        unroutable.validate(),
+        Err(TopologyError::NoRoute(node(1), node(2)))
+    );
     assert_eq!(Topology::new().validate(), Err(TopologyError::Empty));
 }
 

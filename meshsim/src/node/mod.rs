@@ -69,6 +69,14 @@ pub(crate) struct NodeHandle {
     pub task: JoinHandle<()>,
 }
 
+impl NodeHandle {
+    /// Stops the node and waits until its task (and with it its swarm and listener) is gone.
+    pub(crate) async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
 impl Drop for NodeHandle {
     fn drop(&mut self) {
         self.task.abort();
@@ -267,16 +275,17 @@ impl NodeState {
                 reply,
             } => {
                 let size = data.len();
-                self.tap
-                    .seen
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(msg);
                 let res = match self
                     .gossipsub()
                     .publish(IdentTopic::new(topic.clone()), data)
                 {
                     Ok(_) => {
+                        // Only now is it this node's own message: a failed publish reuses the number.
+                        self.tap
+                            .seen
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(msg);
                         self.recorder.published(msg, self.node, &topic, size);
                         Ok(())
                     }

@@ -157,8 +157,15 @@ impl Observed {
     /// and PRUNE, and by subscriptions are all stamped when they happen.
     fn record_mesh_changes(&mut self) {
         let tap = &self.tap;
-        let topics = tap.topics.lock().unwrap_or_else(|e| e.into_inner());
-        for topic in topics.iter() {
+        let subscribed = tap.topics.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Topics subscribed now, and topics left since (their mesh is gone: record the prunes).
+        let left: Vec<TopicHash> = self
+            .mesh
+            .keys()
+            .filter(|t| !subscribed.contains(*t))
+            .cloned()
+            .collect();
+        for topic in subscribed.iter().chain(&left) {
             let now: BTreeSet<NodeId> = self
                 .inner
                 .mesh_peers(topic)
@@ -187,6 +194,9 @@ impl Observed {
                 );
             }
             *before = now;
+        }
+        for topic in left {
+            self.mesh.remove(&topic);
         }
     }
 }

@@ -261,6 +261,16 @@ impl Topology {
                 param("geographic", name, v, "must be positive and finite")
             })?;
         }
+        let diagonal = params.width.hypot(params.height);
+        let longest = params.latency_per_unit.as_secs_f64() * diagonal;
+        need(longest.is_finite() && longest <= 3600.0, || {
+            param(
+                "geographic",
+                "latency_per_unit",
+                format!("{:?}", params.latency_per_unit),
+                format!("times the area's diagonal ({diagonal}) must stay within an hour"),
+            )
+        })?;
         let mut rng = StdRng::seed_from_u64(seed);
         let pos: Vec<(f64, f64)> = (0..n)
             .map(|_| {

@@ -445,6 +445,13 @@ impl Topology {
             l.b_to_a.validate(l.b, l.a)?;
         }
         let pairs = self.overlay_pairs()?;
+        if self.overlay != Overlay::Links {
+            for &(a, b) in &pairs {
+                if self.path_shape(a, b).is_none() || self.path_shape(b, a).is_none() {
+                    return Err(TopologyError::NoRoute(a, b));
+                }
+            }
+        }
         if self.require_connected {
             let unreachable = route::unreachable_from_first(self.node_count(), &pairs);
             if !unreachable.is_empty() {

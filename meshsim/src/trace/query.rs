@@ -30,7 +30,8 @@ pub struct MessageStats {
     pub dissemination: Option<Duration>,
     /// Duplicate copies received, all nodes together.
     pub duplicates: usize,
-    /// `duplicates / (expected + 1)`: per node, origin included.
+    /// `duplicates` divided by the nodes counted: the expected ones, the origin, and any
+    /// other node that received copies.
     pub duplicates_per_node: f64,
     /// The largest hop count in the propagation tree.
     pub max_hops: Option<usize>,
@@ -364,7 +365,8 @@ pub(crate) fn percentile(v: &mut [Duration], p: f64) -> Option<Duration> {
         return None;
     }
     v.sort_unstable();
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    // Multiply before dividing, and forgive rounding, so p99 of 100 values is the 99th.
+    let rank = (p * v.len() as f64 / 100.0 - 1e-9).ceil() as usize;
     Some(v[rank.clamp(1, v.len()) - 1])
 }
 
@@ -397,7 +399,9 @@ pub(crate) fn explain_missing(trace: &Trace, info: &MessageInfo, missing: &[Node
             for e in &trace.events {
                 match &e.kind {
                     EventKind::Partition { a, b } => active.push((e.t_ns, a, b)),
-                    EventKind::Heal { a, b } => active.retain(|(_, x, y)| !(*x == a && *y == b)),
+                    EventKind::Heal { a, b } => {
+                        active.retain(|(_, x, y)| !((*x == a && *y == b) || (*x == b && *y == a)))
+                    }
                     _ => {}
                 }
             }
@@ -425,4 +429,28 @@ pub(crate) fn explain_missing(trace: &Trace, info: &MessageInfo, missing: &[Node
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&mut v, 99.0), Some(Duration::from_millis(99)));
+        assert_eq!(percentile(&mut v, 50.0), Some(Duration::from_millis(50)));
+        assert_eq!(percentile(&mut v, 100.0), Some(Duration::from_millis(100)));
+        assert_eq!(percentile(&mut v, 0.0), Some(Duration::from_millis(1)));
+        let mut w: Vec<Duration> = (1..=1000).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&mut w, 99.9), Some(Duration::from_millis(999)));
+        for p in [7.0, 14.0, 28.0, 55.0] {
+            assert_eq!(
+                percentile(&mut v, p),
+                Some(Duration::from_millis(p as u64)),
+                "p{p}"
+            );
+        }
+        assert_eq!(percentile(&mut [], 50.0), None);
+    }
 }

@@ -7,12 +7,14 @@
 //!   `[-jitter, +jitter]` (clamped at zero). Arrivals never overtake each other: a reliable
 //!   stream delivers in order, so a late chunk holds back the ones after it.
 //! - **Loss:** the connection is a reliable stream, so a lost packet becomes delay, as TCP
-//!   retransmission makes it. A write is cut into 1448-byte packets; if any is lost (each
-//!   with probability `loss`) the write is retransmitted after one RTO, `RTT + 200 ms` (Linux's
-//!   minimum RTO above the round trip), doubling for each further loss of the same write.
+//!   retransmission makes it. A write is cut into 1448-byte packets, each lost with
+//!   probability `loss`; the lost ones are resent one RTO later, `RTT + 200 ms` (Linux's
+//!   minimum RTO above the round trip), and whatever is lost again one doubled RTO after that.
+//!   The write arrives when its last packet does.
 //! - **Partition:** nothing crosses while the direction is cut. Bytes written during the cut,
 //!   or still in flight when it began, arrive one latency after the heal, in order (an
-//!   idealised TCP retransmission that gave up on no connection).
+//!   idealised TCP retransmission that gave up on no connection). Closing the connection
+//!   travels the same way, so a peer behind a partition does not see it close until the heal.
 //! - **Timers:** arrivals are scheduled on tokio's timer, which has millisecond resolution, and
 //!   a busy CPU delays them further; benchmarks measure that error.
 
@@ -43,11 +45,19 @@ pub(crate) struct PathState {
     pub reverse_latency: Duration,
     /// Cut by a partition.
     pub blocked: bool,
+    /// How many cuts have begun on this direction.
+    pub cuts: u64,
+    /// When the last cut was healed.
+    pub last_heal: Option<Instant>,
 }
 
+/// Bytes in flight; `data: None` is the end of the stream.
 struct Chunk {
     at: Instant,
-    data: Vec<u8>,
+    data: Option<Vec<u8>>,
+    /// The direction's cut count when it was sent: if a cut began since, it was in flight
+    /// during a partition.
+    cuts: u64,
 }
 
 /// The sending half of a direction.
@@ -61,6 +71,9 @@ struct Sender {
 
 impl Sender {
     fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
         let state = *self.path.borrow();
         let now = Instant::now();
         let shape = state.shape;
@@ -76,11 +89,14 @@ impl Sender {
             delay = Duration::from_secs_f64((shape.latency.as_secs_f64() + u).max(0.0));
         }
         if shape.loss > 0.0 {
-            let packets = data.len().div_ceil(PACKET).max(1) as i32;
-            let p_hit = 1.0 - (1.0 - shape.loss).powi(packets);
+            // Resend only what was lost, one (doubling) RTO later each round.
+            let mut unacked = data.len().div_ceil(PACKET).max(1);
             let mut rto = shape.latency + state.reverse_latency + MIN_RTO;
             for _ in 0..16 {
-                if !self.rng.random_bool(p_hit) {
+                unacked = (0..unacked)
+                    .filter(|_| self.rng.random_bool(shape.loss))
+                    .count();
+                if unacked == 0 {
                     break;
                 }
                 delay += rto;
@@ -88,16 +104,33 @@ impl Sender {
             }
         }
         let at = (self.busy_until + delay).max(self.last_arrival);
+        self.push(at, Some(data.to_vec()), state.cuts)
+    }
+
+    /// Sends the end of the stream, one latency behind everything already sent.
+    fn close(&mut self) {
+        let state = *self.path.borrow();
+        let at = (Instant::now() + state.shape.latency).max(self.last_arrival);
+        let _ = self.push(at, None, state.cuts);
+        self.chan = None;
+    }
+
+    fn push(&mut self, at: Instant, data: Option<Vec<u8>>, cuts: u64) -> io::Result<()> {
         self.last_arrival = at;
         let chan = self
             .chan
             .as_ref()
             .ok_or_else(|| io::Error::from(io::ErrorKind::BrokenPipe))?;
-        chan.send(Chunk {
-            at,
-            data: data.to_vec(),
-        })
-        .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
+        chan.send(Chunk { at, data, cuts })
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if self.chan.is_some() {
+            self.close();
+        }
     }
 }
 
@@ -111,6 +144,7 @@ struct Receiver {
     sleep: Pin<Box<Sleep>>,
     heal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     last_release: Instant,
+    ended: bool,
 }
 
 impl Receiver {
@@ -121,6 +155,9 @@ impl Receiver {
                 buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
                 self.pos += n;
                 return Poll::Ready(Ok(n));
+            }
+            if self.ended {
+                return Poll::Ready(Ok(0));
             }
             if self.pending.is_none() {
                 match self.chan.poll_recv(cx) {
@@ -145,7 +182,14 @@ impl Receiver {
                 let chunk = self.pending.as_mut().expect("pending chunk");
                 chunk.at = chunk.at.max(Instant::now() + latency);
             }
-            let chunk = self.pending.as_ref().expect("pending chunk");
+            let state = *self.path.borrow();
+            let chunk = self.pending.as_mut().expect("pending chunk");
+            if chunk.cuts != state.cuts {
+                // A cut began after it was sent: it was lost in flight and is resent after the heal.
+                let healed = state.last_heal.unwrap_or_else(Instant::now);
+                chunk.at = chunk.at.max(healed + state.shape.latency);
+                chunk.cuts = state.cuts;
+            }
             let at = chunk.at.max(self.last_release);
             if Instant::now() < at {
                 if self.sleep.deadline() != at {
@@ -156,9 +200,13 @@ impl Receiver {
                 }
             }
             self.last_release = at;
-            let chunk = self.pending.take().expect("pending chunk");
-            self.current = chunk.data;
-            self.pos = 0;
+            match self.pending.take().expect("pending chunk").data {
+                Some(data) => {
+                    self.current = data;
+                    self.pos = 0;
+                }
+                None => self.ended = true,
+            }
         }
     }
 }
@@ -196,6 +244,7 @@ pub(crate) fn pipe(
         sleep: Box::pin(tokio::time::sleep_until(now)),
         heal: None,
         last_release: now,
+        ended: false,
     };
     let dialer = SimStream {
         tx: sender(tx_out, out.clone(), seed),
@@ -232,7 +281,10 @@ impl AsyncWrite for SimStream {
     }
 
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().tx.chan = None;
+        let tx = &mut self.get_mut().tx;
+        if tx.chan.is_some() {
+            tx.close();
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -246,8 +298,18 @@ mod tests {
         watch::channel(PathState {
             shape,
             reverse_latency: shape.latency,
-            blocked: false,
+            ..Default::default()
         })
+    }
+
+    fn cut(s: &mut PathState) {
+        s.blocked = true;
+        s.cuts += 1;
+    }
+
+    fn heal(s: &mut PathState) {
+        s.blocked = false;
+        s.last_heal = Some(Instant::now());
     }
 
     #[tokio::test(start_paused = true)]
@@ -269,13 +331,13 @@ mod tests {
         let (s1, out) = state(LinkShape::latency(Duration::from_millis(20)));
         let (_s2, back) = state(LinkShape::default());
         let (mut a, mut b) = pipe(out, back, 1);
-        s1.send_modify(|s| s.blocked = true);
+        s1.send_modify(cut);
         a.write_all(b"hello").await.unwrap();
         let mut buf = [0u8; 5];
         let read = tokio::time::timeout(Duration::from_secs(10), b.read_exact(&mut buf)).await;
         assert!(read.is_err(), "nothing crosses a partition");
         let healed = Instant::now();
-        s1.send_modify(|s| s.blocked = false);
+        s1.send_modify(heal);
         b.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"hello");
         assert_eq!(healed.elapsed(), Duration::from_millis(20));
@@ -318,5 +380,66 @@ mod tests {
         let mut buf = [0u8; 100];
         b.read_exact(&mut buf).await.unwrap();
         assert!(buf.iter().enumerate().all(|(i, &v)| v == i as u8));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_in_flight_during_a_short_cut_arrive_after_the_heal() {
+        let (s1, out) = state(LinkShape::latency(Duration::from_millis(100)));
+        let (_s2, back) = state(LinkShape::default());
+        let (mut a, mut b) = pipe(out, back, 1);
+        let t0 = Instant::now();
+        a.write_all(b"x").await.unwrap();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        s1.send_modify(cut);
+        tokio::time::advance(Duration::from_millis(80)).await;
+        s1.send_modify(heal);
+        let mut buf = [0u8; 1];
+        b.read_exact(&mut buf).await.unwrap();
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_millis(190),
+            "one latency after the heal at 90 ms"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_travels_with_latency_and_waits_for_a_heal() {
+        let (s1, out) = state(LinkShape::latency(Duration::from_millis(30)));
+        let (_s2, back) = state(LinkShape::default());
+        let (mut a, mut b) = pipe(out, back, 1);
+        s1.send_modify(cut);
+        let t0 = Instant::now();
+        drop(a.close().await);
+        drop(a);
+        let mut buf = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_secs(5), b.read(&mut buf)).await;
+        assert!(early.is_err(), "the close does not cross the partition");
+        s1.send_modify(heal);
+        assert_eq!(b.read(&mut buf).await.unwrap(), 0);
+        assert_eq!(t0.elapsed(), Duration::from_millis(5030));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn large_writes_resend_only_lost_packets() {
+        let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.05));
+        let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
+        let (mut a, mut b) = pipe(out, back, 3);
+        let mut worst = Duration::ZERO;
+        for _ in 0..50 {
+            let t0 = Instant::now();
+            a.write_all(&[0u8; 65_000]).await.unwrap(); // 45 packets
+            let mut buf = vec![0u8; 65_000];
+            b.read_exact(&mut buf).await.unwrap();
+            worst = worst.max(t0.elapsed());
+        }
+        // Each round loses 5% of what is left: a few RTOs (220 ms, 440 ms, ...) at most.
+        assert!(
+            worst < Duration::from_millis(10 + 220 + 440 + 880),
+            "{worst:?}"
+        );
+        assert!(
+            worst >= Duration::from_millis(230),
+            "some write lost a packet: {worst:?}"
+        );
     }
 }

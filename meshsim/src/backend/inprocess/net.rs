@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use super::link::{PathState, SimStream, pipe};
 use crate::topology::{NodeId, Topology};
@@ -22,7 +23,8 @@ pub(crate) struct SimNet {
 
 struct Inner {
     topology: Topology,
-    listeners: HashMap<NodeId, Listener>,
+    /// Each node's listener, with a token naming the transport that registered it.
+    listeners: HashMap<NodeId, (u64, Listener)>,
     paths: HashMap<(NodeId, NodeId), watch::Sender<PathState>>,
     partitions: Vec<(Vec<NodeId>, Vec<NodeId>)>,
 }
@@ -38,6 +40,7 @@ impl Inner {
             shape,
             reverse_latency: back.latency,
             blocked,
+            ..PathState::default()
         })
     }
 
@@ -60,8 +63,14 @@ impl Inner {
     fn refresh(&mut self) {
         let keys: Vec<(NodeId, NodeId)> = self.paths.keys().copied().collect();
         for (from, to) in keys {
-            if let Some(state) = self.state(from, to) {
+            if let Some(mut state) = self.state(from, to) {
                 self.paths[&(from, to)].send_if_modified(|s| {
+                    state.cuts = s.cuts + u64::from(state.blocked && !s.blocked);
+                    state.last_heal = if s.blocked && !state.blocked {
+                        Some(Instant::now())
+                    } else {
+                        s.last_heal
+                    };
                     let changed = *s != state;
                     *s = state;
                     changed
@@ -89,25 +98,36 @@ impl SimNet {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn listen(&self, n: NodeId) -> mpsc::UnboundedReceiver<(SimStream, NodeId)> {
+    /// Registers `n`'s listener; the token lets only this registration be removed.
+    pub(crate) fn listen(&self, n: NodeId) -> (u64, mpsc::UnboundedReceiver<(SimStream, NodeId)>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.lock().listeners.insert(n, tx);
-        rx
+        let token = self.connections.fetch_add(1, Ordering::Relaxed);
+        self.lock().listeners.insert(n, (token, tx));
+        (token, rx)
     }
 
-    pub(crate) fn unlisten(&self, n: NodeId) {
-        self.lock().listeners.remove(&n);
+    /// Removes `n`'s listener if it is still the one registered with `token` (a restarted
+    /// node may already have registered a new one).
+    pub(crate) fn unlisten(&self, n: NodeId, token: u64) {
+        let mut inner = self.lock();
+        if inner.listeners.get(&n).is_some_and(|(t, _)| *t == token) {
+            inner.listeners.remove(&n);
+        }
     }
 
     /// Opens a connection `from -> to`; returns the dialer's end and the handshake time (one RTT).
     pub(crate) fn connect(&self, from: NodeId, to: NodeId) -> io::Result<(SimStream, Duration)> {
         let mut inner = self.lock();
-        let listener = inner.listeners.get(&to).cloned().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                format!("{to} is not listening"),
-            )
-        })?;
+        let listener = inner
+            .listeners
+            .get(&to)
+            .map(|(_, l)| l.clone())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    format!("{to} is not listening"),
+                )
+            })?;
         let out = inner.path(from, to)?;
         let back = inner.path(to, from)?;
         let (o, b) = (*out.borrow(), *back.borrow());
@@ -147,14 +167,19 @@ impl SimNet {
     }
 
     /// Removes the partition between exactly these groups; false if there was none.
-    pub(crate) fn heal(&self, a: &[NodeId], b: &[NodeId]) -> bool {
+    /// `announce` runs once the partition is found and before traffic flows again, so the
+    /// heal is recorded before anything it lets through.
+    pub(crate) fn heal(&self, a: &[NodeId], b: &[NodeId], announce: impl FnOnce()) -> bool {
         let mut inner = self.lock();
         let before = inner.partitions.len();
         inner
             .partitions
             .retain(|(x, y)| !((x == a && y == b) || (x == b && y == a)));
         let healed = inner.partitions.len() != before;
-        inner.refresh();
+        if healed {
+            announce();
+            inner.refresh();
+        }
         healed
     }
 }

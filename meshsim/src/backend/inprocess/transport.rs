@@ -31,11 +31,17 @@ fn node_of(addr: &Multiaddr) -> Option<NodeId> {
     }
 }
 
+struct Listening {
+    id: ListenerId,
+    token: u64,
+    incoming: mpsc::UnboundedReceiver<(SimStream, NodeId)>,
+}
+
 /// A node's transport.
 pub(crate) struct SimTransport {
     net: Arc<SimNet>,
     me: NodeId,
-    listener: Option<(ListenerId, mpsc::UnboundedReceiver<(SimStream, NodeId)>)>,
+    listener: Option<Listening>,
     events: VecDeque<TransportEvent<Ready<Result<SimStream, io::Error>>, io::Error>>,
 }
 
@@ -52,8 +58,8 @@ impl SimTransport {
 
 impl Drop for SimTransport {
     fn drop(&mut self) {
-        if self.listener.is_some() {
-            self.net.unlisten(self.me);
+        if let Some(l) = &self.listener {
+            self.net.unlisten(self.me, l.token);
         }
     }
 }
@@ -72,8 +78,12 @@ impl Transport for SimTransport {
         if node_of(&addr) != Some(self.me) || self.listener.is_some() {
             return Err(TransportError::MultiaddrNotSupported(addr));
         }
-        let rx = self.net.listen(self.me);
-        self.listener = Some((id, rx));
+        let (token, incoming) = self.net.listen(self.me);
+        self.listener = Some(Listening {
+            id,
+            token,
+            incoming,
+        });
         self.events.push_back(TransportEvent::NewAddress {
             listener_id: id,
             listen_addr: addr,
@@ -83,9 +93,9 @@ impl Transport for SimTransport {
 
     fn remove_listener(&mut self, id: ListenerId) -> bool {
         match &self.listener {
-            Some((lid, _)) if *lid == id => {
+            Some(l) if l.id == id => {
+                self.net.unlisten(self.me, l.token);
                 self.listener = None;
-                self.net.unlisten(self.me);
                 self.events.push_back(TransportEvent::ListenerClosed {
                     listener_id: id,
                     reason: Ok(()),
@@ -123,11 +133,11 @@ impl Transport for SimTransport {
         if let Some(ev) = this.events.pop_front() {
             return Poll::Ready(ev);
         }
-        if let Some((id, rx)) = &mut this.listener
-            && let Poll::Ready(Some((stream, from))) = rx.poll_recv(cx)
+        if let Some(l) = &mut this.listener
+            && let Poll::Ready(Some((stream, from))) = l.incoming.poll_recv(cx)
         {
             return Poll::Ready(TransportEvent::Incoming {
-                listener_id: *id,
+                listener_id: l.id,
                 upgrade: future::ready(Ok(stream)),
                 local_addr: addr_of(this.me),
                 send_back_addr: addr_of(from),

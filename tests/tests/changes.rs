@@ -306,3 +306,23 @@ async fn unsubscribing_prunes_the_mesh(sim: meshsim::Sim) -> meshsim::Result<()>
     assert!(!d.info().expected.contains(&node(0)));
     Ok(())
 }
+
+#[meshsim::test(seed = 19)]
+async fn disconnecting_peers_is_recorded_on_both_sides(sim: meshsim::Sim) -> meshsim::Result<()> {
+    let sim = sim.start(Topology::ring(4)?.with_latency(ms(5))).await?;
+    sim.disconnect(node(0), node(1))?;
+    let closed = |t: &meshsim::Trace, at: u32, peer: u32| {
+        t.events.iter().any(|e| {
+            e.node == Some(node(at)) && e.kind == EventKind::PeerDisconnected { peer: node(peer) }
+        })
+    };
+    sim.wait_until(secs(5), "n0 and n1 to see the connection close", |t| {
+        closed(t, 0, 1) && closed(t, 1, 0)
+    })
+    .await?;
+    assert!(matches!(
+        sim.disconnect(node(0), node(9)),
+        Err(meshsim::Error::UnknownNode(_))
+    ));
+    Ok(())
+}

@@ -183,6 +183,9 @@ async fn duplicates_counted_exactly_on_small_graphs(sim: meshsim::Sim) -> meshsi
             expected.insert(node(i), d);
         }
         assert_eq!(got, expected, "duplicates per node on {name}");
+        // Every copy crossed one peer connection: first deliveries plus duplicates.
+        let copies: usize = run.trace().per_link_copies().values().sum();
+        assert_eq!(copies, (n - 1) + total, "copies over links on {name}");
         run.stop();
     }
     Ok(())

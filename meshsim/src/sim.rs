@@ -251,13 +251,7 @@ impl Simulation {
             .acquire_owned()
             .await
             .expect("semaphore never closed");
-        self.send(
-            from,
-            Command::Dial {
-                peer: to,
-                permit: Some(permit),
-            },
-        )
+        self.send(from, Command::Dial { peer: to, permit })
     }
 
     fn send(&self, n: NodeId, cmd: Command) -> Result<()> {

@@ -50,7 +50,8 @@ pub(crate) fn keypair(seed: u64, node: NodeId) -> Keypair {
 pub(crate) enum Command {
     Dial {
         peer: NodeId,
-        permit: Option<OwnedSemaphorePermit>,
+        /// Held until the dial succeeds or fails, to cap dials in flight.
+        permit: OwnedSemaphorePermit,
     },
     Disconnect(NodeId),
     Subscribe(String, oneshot::Sender<Result<(), String>>),
@@ -241,9 +242,7 @@ impl NodeState {
                     .build();
                 match self.swarm.dial(opts) {
                     Ok(()) => {
-                        if let Some(p) = permit {
-                            self.pending_dials.insert(pid, p);
-                        }
+                        self.pending_dials.insert(pid, permit);
                     }
                     Err(e) => tracing::warn!(target: "meshsim", %peer, "dial failed: {e}"),
                 }

@@ -157,24 +157,30 @@ impl Observed {
     /// and PRUNE, and by subscriptions are all stamped when they happen.
     fn record_mesh_changes(&mut self) {
         let tap = &self.tap;
-        let subscribed = tap.topics.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        // Topics subscribed now, and topics left since (their mesh is gone: record the prunes).
-        let left: Vec<TopicHash> = self
-            .mesh
-            .keys()
-            .filter(|t| !subscribed.contains(*t))
-            .cloned()
-            .collect();
+        let subscribed = tap.topics.lock().unwrap_or_else(|e| e.into_inner());
+        // Topics left since the last poll: their mesh is gone, so their prunes are recorded too.
+        let left: Vec<TopicHash> = if self.mesh.len() > subscribed.len()
+            || self.mesh.keys().any(|t| !subscribed.contains(t))
+        {
+            self.mesh
+                .keys()
+                .filter(|t| !subscribed.contains(*t))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         for topic in subscribed.iter().chain(&left) {
-            let now: BTreeSet<NodeId> = self
-                .inner
-                .mesh_peers(topic)
-                .filter_map(|p| tap.book.node(p))
-                .collect();
-            let before = self.mesh.entry(topic.clone()).or_default();
-            if *before == now {
-                continue;
+            let mut now = BTreeSet::new();
+            for p in self.inner.mesh_peers(topic) {
+                now.extend(tap.book.node(p));
             }
+            let before = match self.mesh.get_mut(topic) {
+                Some(before) if *before == now => continue,
+                Some(before) => before,
+                None if now.is_empty() => continue,
+                None => self.mesh.entry(topic.clone()).or_default(),
+            };
             for &peer in now.difference(before) {
                 tap.recorder.record(
                     Some(tap.node),
@@ -195,6 +201,7 @@ impl Observed {
             }
             *before = now;
         }
+        drop(subscribed);
         for topic in left {
             self.mesh.remove(&topic);
         }

@@ -17,11 +17,13 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
         if meta.path.is_ident("backend") {
             let lit: LitStr = meta.value()?.parse()?;
             match lit.value().to_ascii_lowercase().replace('_', "-").as_str() {
-                "in-process" | "inprocess" | "embedded" | "docker" => {}
+                "in-process" | "inprocess" | "embedded" | "docker" | "both" => {}
                 other => {
                     return Err(syn::Error::new(
                         lit.span(),
-                        format!("unknown backend {other:?}: use \"in-process\" or \"docker\""),
+                        format!(
+                            "unknown backend {other:?}: use \"in-process\", \"docker\" or \"both\""
+                        ),
                     ));
                 }
             }
@@ -123,10 +125,6 @@ fn expand(
     let mut inner = func.clone();
     inner.attrs.clear();
     inner.vis = syn::Visibility::Inherited;
-    let backend = match backend {
-        Some(b) => quote!(::core::option::Option::Some(#b)),
-        None => quote!(::core::option::Option::None),
-    };
     let timeout = match timeout {
         Some((lit, ms)) => {
             quote_spanned!(lit.span()=> ::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
@@ -142,22 +140,48 @@ fn expand(
     } else {
         quote!(#name)
     };
-    let span = Span::call_site();
-    Ok(quote_spanned! {span=>
-        #(#attrs)*
-        #[::core::prelude::v1::test]
-        #vis fn #name() {
-            #inner
-            ::meshsim::__private::run_test(
-                ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
-                ::meshsim::__private::TestArgs {
-                    backend: #backend,
-                    timeout: #timeout,
-                    seed: #seed,
-                    user_subscriber: #user_subscriber,
-                },
-                #call,
-            )
+    let both = backend.as_ref().is_some_and(|b| b.value() == "both");
+    let test_fn = |fn_name: &syn::Ident, backend: TokenStream2| {
+        quote_spanned! {Span::call_site()=>
+            #(#attrs)*
+            #[::core::prelude::v1::test]
+            #vis fn #fn_name() {
+                #inner
+                ::meshsim::__private::run_test(
+                    ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#fn_name)),
+                    ::meshsim::__private::TestArgs {
+                        backend: #backend,
+                        timeout: #timeout,
+                        seed: #seed,
+                        user_subscriber: #user_subscriber,
+                    },
+                    #call,
+                )
+            }
         }
-    })
+    };
+    if both {
+        // One test per backend: `name::in_process` and `name::docker`.
+        let in_process = test_fn(
+            &syn::Ident::new("in_process", Span::call_site()),
+            quote!(::core::option::Option::Some("in-process")),
+        );
+        let docker = test_fn(
+            &syn::Ident::new("docker", Span::call_site()),
+            quote!(::core::option::Option::Some("docker")),
+        );
+        return Ok(quote! {
+            #vis mod #name {
+                #[allow(unused_imports)]
+                use super::*;
+                #in_process
+                #docker
+            }
+        });
+    }
+    let backend = match backend {
+        Some(b) => quote!(::core::option::Option::Some(#b)),
+        None => quote!(::core::option::Option::None),
+    };
+    Ok(test_fn(name, backend))
 }

@@ -63,6 +63,22 @@ pub enum Error {
         /// Why it cannot be used.
         reason: String,
     },
+    /// The agent image could not be built.
+    #[error("cannot build the meshsim-agent image ({step}): {reason}")]
+    Image {
+        /// The step that failed.
+        step: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The Docker engine refused or failed a request.
+    #[error("docker: {what}: {reason}")]
+    Docker {
+        /// What was being done.
+        what: String,
+        /// The engine's answer.
+        reason: String,
+    },
     /// A node failed in a way the harness did not expect.
     #[error("node {node} failed: {reason}")]
     Node {

@@ -67,6 +67,7 @@
 extern crate self as meshsim;
 
 mod backend;
+mod control;
 mod error;
 pub mod node;
 mod runner;
@@ -79,7 +80,7 @@ pub use error::{
     AssertionError, Error, ImportError, ParamsError, Result, TopologyError, TraceFileError,
 };
 pub use node::GossipsubParams;
-pub use sim::{DEFAULT_TOPIC, Sim, Simulation};
+pub use sim::{ContainerStats, DEFAULT_TOPIC, Sim, Simulation};
 pub use topology::{GeoParams, Link, LinkShape, NodeId, Overlay, Topology, node};
 pub use trace::{Delivery, Event, EventKind, MsgId, Trace};
 
@@ -112,4 +113,12 @@ pub const fn secs(n: u64) -> std::time::Duration {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::runner::{TestArgs, TestResult, run_test};
+}
+
+/// What `meshsim-agent` (the program in each container) is built from. Not a public API.
+#[doc(hidden)]
+pub mod __agent {
+    pub use crate::control::{FrameDecoder, FrameError, MAX_FRAME, encode, proto, shape_of};
+    pub use crate::node::agent::{AgentNode, unix_ns};
+    pub use crate::topology::LinkShape;
 }

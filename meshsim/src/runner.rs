@@ -125,6 +125,30 @@ impl Write for Captured {
     }
 }
 
+/// Whether a Docker test can run. Without an engine it is skipped with a message, unless
+/// Docker is required (`CI` or `MESHSIM_REQUIRE_DOCKER` set): then it fails.
+fn docker_ready(name: &str) -> bool {
+    #[cfg(feature = "docker")]
+    let reachable = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("meshsim: cannot build a tokio runtime")
+        .block_on(crate::backend::docker::available());
+    #[cfg(not(feature = "docker"))]
+    let reachable: Result<(), String> =
+        Err("meshsim was built without its `docker` feature".into());
+    let Err(why) = reachable else { return true };
+    let set =
+        |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0" && x != "false");
+    if set("CI") || set("MESHSIM_REQUIRE_DOCKER") {
+        panic!(
+            "meshsim: {name} needs Docker, which is required here (CI or MESHSIM_REQUIRE_DOCKER is set): {why}"
+        );
+    }
+    println!("meshsim: skipping {name}: {why} (set MESHSIM_REQUIRE_DOCKER=1 to fail instead)");
+    false
+}
+
 /// Runs one test. Called by the code `#[meshsim::test]` generates; not for direct use.
 pub fn run_test<F, Fut, R>(name: &str, args: TestArgs, test: F)
 where
@@ -137,6 +161,9 @@ where
         None => Backend::from_env().map(Option::unwrap_or_default),
     }
     .unwrap_or_else(|e| panic!("meshsim: {e}"));
+    if backend == Backend::Docker && !docker_ready(name) {
+        return;
+    }
     let ctx = Arc::new(TestContext {
         name: name.to_string(),
         recorders: Mutex::new(Vec::new()),

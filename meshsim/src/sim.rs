@@ -6,13 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
 
-use crate::backend::Backend;
-use crate::backend::inprocess::SimNet;
+use crate::backend::{Backend, Nodes};
 use crate::error::{Error, Result, TopologyError, list_nodes};
-use crate::node::{self, Command, GossipsubParams, NodeHandle, NodeSetup, PeerBook};
+use crate::node::{self, GossipsubParams};
 use crate::runner::TestContext;
 use crate::topology::{LinkShape, NodeId, Topology};
 use crate::trace::recorder::{Live, Recorder, State};
@@ -20,10 +18,6 @@ use crate::trace::{Delivery, EventKind, Meta, MsgId, TopologySnapshot, Trace, tr
 
 /// The topic nodes subscribe to unless the test names others.
 pub const DEFAULT_TOPIC: &str = "meshsim";
-
-/// Dials in flight at once while starting: noise handshakes are CPU-bound, and thousands at
-/// once would time out on a small machine.
-const DIALS_IN_FLIGHT: usize = 256;
 
 /// A simulation not yet started: what to run and how. `#[meshsim::test]` hands one to the test.
 #[derive(Debug, Clone)]
@@ -123,13 +117,6 @@ impl Sim {
     pub async fn start_unready(self, topology: Topology) -> Result<Simulation> {
         topology.validate()?;
         self.params.validate()?;
-        if self.backend != Backend::InProcess {
-            return Err(Error::BackendUnavailable {
-                backend: self.backend.to_string(),
-                reason: "the Docker backend is not built yet; run with MESHSIM_BACKEND=in-process"
-                    .into(),
-            });
-        }
         let overlay = topology.overlay_pairs()?;
         let n = topology.node_count();
         println!(
@@ -167,43 +154,55 @@ impl Sim {
             Some(ctx) => ctx.register(recorder.clone()),
             None => trace_dir(&self.test).join("trace.json"),
         };
-        let mut sim = Simulation {
-            net: SimNet::new(topology, self.seed),
+        let (nodes, shaping) = Nodes::start(
+            self.backend,
+            topology,
+            &overlay,
+            self.seed,
+            &self.params,
+            &self.topics,
+            recorder.clone(),
+        )
+        .await?;
+        recorder.lock().trace.meta.shaping = shaping;
+        let sim = Simulation {
+            nodes,
             recorder,
-            book: Arc::new(PeerBook::default()),
-            nodes: Vec::new(),
             overlay: overlay.clone(),
             params: self.params,
-            topics: self.topics,
-            seed: self.seed,
             next_msg: 0,
             trace_file,
-            dials: Arc::new(Semaphore::new(DIALS_IN_FLIGHT)),
         };
-        for i in 0..n {
-            let handle = sim.spawn_node(NodeId(i as u32))?;
-            sim.nodes.push(Some(handle));
-        }
         for (a, b) in overlay {
-            sim.dial(a, b).await?;
+            sim.nodes.dial(a, b).await?;
         }
         Ok(sim)
     }
 }
 
-/// A running simulation. Dropping it stops every node.
+/// One container's health, from [`Simulation::container_stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStats {
+    /// The node.
+    pub node: NodeId,
+    /// Resident memory of the agent process.
+    pub rss_bytes: u64,
+    /// Packets the NFQUEUE delayer has held and released (0 with netem).
+    pub packets_delayed: u64,
+    /// Packets it dropped for link loss.
+    pub packets_dropped: u64,
+    /// The latest it released a packet after its due time (its scheduling error).
+    pub max_release_lag: Duration,
+}
+
+/// A running simulation. Dropping it stops every node (and removes every container).
 pub struct Simulation {
-    net: Arc<SimNet>,
+    nodes: Nodes,
     recorder: Arc<Recorder>,
-    book: Arc<PeerBook>,
-    nodes: Vec<Option<NodeHandle>>,
     overlay: Vec<(NodeId, NodeId)>,
     params: GossipsubParams,
-    topics: Vec<String>,
-    seed: u64,
     next_msg: u64,
     trace_file: PathBuf,
-    dials: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -216,26 +215,6 @@ impl std::fmt::Debug for Simulation {
 }
 
 impl Simulation {
-    fn spawn_node(&self, n: NodeId) -> Result<NodeHandle> {
-        node::spawn(NodeSetup {
-            node: n,
-            keypair: node::keypair(self.seed, n),
-            params: self.params.clone(),
-            topics: self.topics.clone(),
-            net: self.net.clone(),
-            recorder: self.recorder.clone(),
-            book: self.book.clone(),
-        })
-    }
-
-    fn handle(&self, n: NodeId) -> Result<&NodeHandle> {
-        match self.nodes.get(n.index()) {
-            None => Err(Error::UnknownNode(n)),
-            Some(None) => Err(Error::NodeStopped(n)),
-            Some(Some(h)) => Ok(h),
-        }
-    }
-
     fn check_node(&self, n: NodeId) -> Result<()> {
         if n.index() < self.nodes.len() {
             Ok(())
@@ -244,21 +223,13 @@ impl Simulation {
         }
     }
 
-    async fn dial(&self, from: NodeId, to: NodeId) -> Result<()> {
-        let permit = self
-            .dials
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
-        self.send(from, Command::Dial { peer: to, permit })
-    }
-
-    fn send(&self, n: NodeId, cmd: Command) -> Result<()> {
-        self.handle(n)?.commands.send(cmd).map_err(|_| Error::Node {
-            node: n,
-            reason: "the node's task has ended".into(),
-        })
+    fn check_running(&self, n: NodeId) -> Result<()> {
+        self.check_node(n)?;
+        if self.nodes.is_running(n) {
+            Ok(())
+        } else {
+            Err(Error::NodeStopped(n))
+        }
     }
 
     /// Number of nodes (running or stopped).
@@ -403,20 +374,8 @@ impl Simulation {
         msg: MsgId,
         data: Vec<u8>,
     ) -> Result<MsgId> {
-        let (reply, rx) = oneshot::channel();
-        self.send(
-            node,
-            Command::Publish {
-                msg,
-                topic: topic.into(),
-                data,
-                reply,
-            },
-        )?;
-        let res = rx.await.map_err(|_| Error::Node {
-            node,
-            reason: "the node's task ended while publishing".into(),
-        })?;
+        self.check_running(node)?;
+        let res = self.nodes.publish(node, msg, topic, data).await?;
         res.map_err(|reason| Error::Publish {
             node,
             topic: topic.into(),
@@ -501,48 +460,41 @@ impl Simulation {
 
     /// Sets the shape of both directions of the link `a - b`, re-shaping live connections
     /// that use it.
-    pub fn set_link(&self, a: NodeId, b: NodeId, shape: LinkShape) -> Result<()> {
-        self.set_direction(a, b, shape)?;
-        self.set_direction(b, a, shape)
+    pub async fn set_link(&mut self, a: NodeId, b: NodeId, shape: LinkShape) -> Result<()> {
+        self.set_direction(a, b, shape).await?;
+        self.set_direction(b, a, shape).await
     }
 
     /// Sets the shape of traffic from `from` to `to` on their link.
-    pub fn set_direction(&self, from: NodeId, to: NodeId, shape: LinkShape) -> Result<()> {
+    pub async fn set_direction(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        shape: LinkShape,
+    ) -> Result<()> {
         shape.validate(from, to)?;
-        self.net
-            .update_topology(|t| t.set_direction(from, to, shape))?;
+        self.nodes.set_direction(from, to, shape).await?;
         self.recorder
             .record(Some(from), EventKind::LinkChanged { to, shape });
         Ok(())
     }
 
     /// Cuts all traffic between the nodes of `a` and those of `b` until [`Simulation::heal`].
-    pub fn partition(&self, a: &[NodeId], b: &[NodeId]) -> Result<()> {
+    pub async fn partition(&mut self, a: &[NodeId], b: &[NodeId]) -> Result<()> {
         let (a, b) = self.groups(a, b)?;
-        self.recorder.record(
-            None,
-            EventKind::Partition {
-                a: a.clone(),
-                b: b.clone(),
-            },
-        );
-        self.net.partition(a, b);
-        Ok(())
+        let recorder = self.recorder.clone();
+        let (ra, rb) = (a.clone(), b.clone());
+        let announce = move || recorder.record(None, EventKind::Partition { a: ra, b: rb });
+        self.nodes.partition(a, b, announce).await
     }
 
     /// Heals the partition made between `a` and `b`.
-    pub fn heal(&self, a: &[NodeId], b: &[NodeId]) -> Result<()> {
+    pub async fn heal(&mut self, a: &[NodeId], b: &[NodeId]) -> Result<()> {
         let (a, b) = self.groups(a, b)?;
-        let announce = || {
-            self.recorder.record(
-                None,
-                EventKind::Heal {
-                    a: a.clone(),
-                    b: b.clone(),
-                },
-            )
-        };
-        if !self.net.heal(&a, &b, announce) {
+        let recorder = self.recorder.clone();
+        let (ra, rb) = (a.clone(), b.clone());
+        let announce = move || recorder.record(None, EventKind::Heal { a: ra, b: rb });
+        if !self.nodes.heal(&a, &b, announce).await? {
             return Err(Error::Topology(TopologyError::InvalidParameter {
                 generator: "heal",
                 param: "groups",
@@ -576,16 +528,30 @@ impl Simulation {
         Ok((sa.into_iter().collect(), sb.into_iter().collect()))
     }
 
-    /// Stops a node: its task ends and its connections close (peers see them close one
-    /// latency later, or after a heal).
+    /// Stops a node: its task ends (its container stops) and its connections close (peers
+    /// see them close one latency later, or after a heal).
     pub async fn stop_node(&mut self, n: NodeId) -> Result<()> {
-        self.handle(n)?;
-        let handle = self.nodes[n.index()].take().expect("checked above");
-        handle.stop().await;
+        self.halt(n, false).await
+    }
+
+    /// Kills a node abruptly: in a container, SIGKILL; in process, the same as
+    /// [`Simulation::stop_node`]. The trace records it as killed.
+    pub async fn kill_node(&mut self, n: NodeId) -> Result<()> {
+        self.halt(n, true).await
+    }
+
+    async fn halt(&mut self, n: NodeId, kill: bool) -> Result<()> {
+        self.check_running(n)?;
+        self.nodes.stop(n, kill).await?;
+        let reason = if kill {
+            "killed by the test"
+        } else {
+            "stopped by the test"
+        };
         self.recorder.record(
             Some(n),
             EventKind::NodeDown {
-                reason: "stopped by the test".into(),
+                reason: reason.into(),
             },
         );
         Ok(())
@@ -593,12 +559,11 @@ impl Simulation {
 
     /// Restarts a stopped node with the same identity and topics, and dials its overlay peers.
     pub async fn restart_node(&mut self, n: NodeId) -> Result<()> {
-        match self.nodes.get(n.index()) {
-            None => return Err(Error::UnknownNode(n)),
-            Some(Some(_)) => return Err(Error::NodeRunning(n)),
-            Some(None) => {}
+        self.check_node(n)?;
+        if self.nodes.is_running(n) {
+            return Err(Error::NodeRunning(n));
         }
-        self.nodes[n.index()] = Some(self.spawn_node(n)?);
+        self.nodes.restart(n).await?;
         let peers: Vec<NodeId> = self
             .overlay
             .iter()
@@ -611,10 +576,10 @@ impl Simulation {
                     None
                 }
             })
-            .filter(|p| matches!(self.nodes.get(p.index()), Some(Some(_))))
+            .filter(|&p| self.nodes.is_running(p))
             .collect();
         for p in peers {
-            self.dial(n, p).await?;
+            self.nodes.dial(n, p).await?;
         }
         Ok(())
     }
@@ -627,21 +592,11 @@ impl Simulation {
             self.check_node(p)?;
             shape.validate(p, NodeId(self.nodes.len() as u32))?;
         }
-        // All or nothing: build the change on a copy.
-        let n = self.net.update_topology(|t| {
-            let mut grown = t.clone();
-            let n = grown.add_node();
-            for &(p, shape) in links {
-                grown.link(n, p, shape)?;
-            }
-            *t = grown;
-            Ok::<_, TopologyError>(n)
-        })?;
-        self.nodes.push(Some(self.spawn_node(n)?));
+        let n = self.nodes.add(links).await?;
         for &(p, _) in links {
             self.overlay.push((n, p));
-            if matches!(self.nodes.get(p.index()), Some(Some(_))) {
-                self.dial(n, p).await?;
+            if self.nodes.is_running(p) {
+                self.nodes.dial(n, p).await?;
             }
         }
         Ok(n)
@@ -649,34 +604,54 @@ impl Simulation {
 
     /// Subscribes a node to a topic.
     pub async fn subscribe(&self, n: NodeId, topic: &str) -> Result<()> {
-        self.topic_command(n, topic, Command::Subscribe).await
+        self.topic_command(n, topic, true).await
     }
 
     /// Unsubscribes a node from a topic.
     pub async fn unsubscribe(&self, n: NodeId, topic: &str) -> Result<()> {
-        self.topic_command(n, topic, Command::Unsubscribe).await
+        self.topic_command(n, topic, false).await
     }
 
-    async fn topic_command(
-        &self,
-        n: NodeId,
-        topic: &str,
-        make: fn(String, oneshot::Sender<std::result::Result<(), String>>) -> Command,
-    ) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.send(n, make(topic.to_string(), tx))?;
-        rx.await
-            .map_err(|_| Error::Node {
-                node: n,
-                reason: "the node's task ended".into(),
-            })?
+    async fn topic_command(&self, n: NodeId, topic: &str, subscribe: bool) -> Result<()> {
+        self.check_running(n)?;
+        self.nodes
+            .topic(n, topic, subscribe)
+            .await?
             .map_err(|reason| Error::Node { node: n, reason })
     }
 
     /// Closes the connection between two nodes (the overlay is not redialled).
-    pub fn disconnect(&self, a: NodeId, b: NodeId) -> Result<()> {
+    pub async fn disconnect(&self, a: NodeId, b: NodeId) -> Result<()> {
         self.check_node(b)?;
-        self.send(a, Command::Disconnect(b))
+        self.check_running(a)?;
+        self.nodes.disconnect(a, b).await
+    }
+
+    /// Health of every running container (Docker backend): the agent's resident memory and
+    /// its packet delayer's counters. Errors on the in-process backend, which has none.
+    pub async fn container_stats(&self) -> Result<Vec<ContainerStats>> {
+        match &self.nodes {
+            #[cfg(feature = "docker")]
+            Nodes::Docker(d) => d
+                .health()
+                .await
+                .into_iter()
+                .filter(|(n, _)| self.nodes.is_running(*n))
+                .map(|(node, h)| {
+                    h.map(|h| ContainerStats {
+                        node,
+                        rss_bytes: h.rss_bytes,
+                        packets_delayed: h.packets_delayed,
+                        packets_dropped: h.packets_dropped,
+                        max_release_lag: Duration::from_nanos(h.max_release_lag_ns),
+                    })
+                })
+                .collect(),
+            _ => Err(Error::BackendUnavailable {
+                backend: "in-process".into(),
+                reason: "container stats exist only on the Docker backend".into(),
+            }),
+        }
     }
 
     /// Adds a note to the trace.
@@ -701,17 +676,15 @@ impl Simulation {
         Ok(self.trace_file.clone())
     }
 
-    /// Stops every node and returns the final trace.
-    pub fn stop(mut self) -> Trace {
-        for (i, slot) in self.nodes.iter_mut().enumerate() {
-            if slot.take().is_some() {
-                self.recorder.record(
-                    Some(NodeId(i as u32)),
-                    EventKind::NodeDown {
-                        reason: "end of simulation".into(),
-                    },
-                );
-            }
+    /// Stops every node (removing every container) and returns the final trace.
+    pub async fn stop(mut self) -> Trace {
+        for n in self.nodes.shutdown().await {
+            self.recorder.record(
+                Some(n),
+                EventKind::NodeDown {
+                    reason: "end of simulation".into(),
+                },
+            );
         }
         self.recorder.snapshot()
     }

@@ -289,30 +289,32 @@ async fn bad_runtime_requests(sim: Sim) -> meshsim::Result<()> {
         Err(Error::UnknownMessage(42))
     ));
     assert!(matches!(
-        sim.partition(&[node(0)], &[node(0), node(1)]),
+        sim.partition(&[node(0)], &[node(0), node(1)]).await,
         Err(Error::Topology(_))
     ));
     assert!(matches!(
-        sim.partition(&[], &[node(1)]),
+        sim.partition(&[], &[node(1)]).await,
         Err(Error::Topology(_))
     ));
     assert!(matches!(
-        sim.heal(&[node(0)], &[node(1)]),
+        sim.heal(&[node(0)], &[node(1)]).await,
         Err(Error::Topology(_))
     ));
     assert!(matches!(
-        sim.set_link(node(0), node(1), LinkShape::default().with_loss(2.0)),
+        sim.set_link(node(0), node(1), LinkShape::default().with_loss(2.0))
+            .await,
         Err(Error::Topology(TopologyError::InvalidShape {
             field: "loss",
             ..
         }))
     ));
     assert!(matches!(
-        sim.set_link(node(0), node(2), LinkShape::default()),
+        sim.set_link(node(0), node(2), LinkShape::default()).await,
         Err(Error::Topology(TopologyError::NoSuchLink(..)))
     ));
     // A wait that cannot succeed times out with what it was waiting for.
-    sim.partition(&[node(0)], &[node(1), node(2), node(3)])?;
+    sim.partition(&[node(0)], &[node(1), node(2), node(3)])
+        .await?;
     let msg = sim.publish(node(0), meshsim::DEFAULT_TOPIC, 64).await?;
     match sim.wait_delivered(msg, ms(300)).await {
         Err(Error::Timeout { what, .. }) => assert!(

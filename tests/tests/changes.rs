@@ -12,7 +12,8 @@ async fn changing_a_link_changes_delivery_time(sim: meshsim::Sim) -> meshsim::Re
         .await?
         .latency_of(node(2))
         .expect("delivered");
-    sim.set_link(node(1), node(2), LinkShape::latency(ms(120)))?;
+    sim.set_link(node(1), node(2), LinkShape::latency(ms(120)))
+        .await?;
     let m2 = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
     let after = sim
         .wait_delivered(m2, secs(5))
@@ -310,7 +311,7 @@ async fn unsubscribing_prunes_the_mesh(sim: meshsim::Sim) -> meshsim::Result<()>
 #[meshsim::test(seed = 19)]
 async fn disconnecting_peers_is_recorded_on_both_sides(sim: meshsim::Sim) -> meshsim::Result<()> {
     let sim = sim.start(Topology::ring(4)?.with_latency(ms(5))).await?;
-    sim.disconnect(node(0), node(1))?;
+    sim.disconnect(node(0), node(1)).await?;
     let closed = |t: &meshsim::Trace, at: u32, peer: u32| {
         t.events.iter().any(|e| {
             e.node == Some(node(at)) && e.kind == EventKind::PeerDisconnected { peer: node(peer) }
@@ -321,7 +322,7 @@ async fn disconnecting_peers_is_recorded_on_both_sides(sim: meshsim::Sim) -> mes
     })
     .await?;
     assert!(matches!(
-        sim.disconnect(node(0), node(9)),
+        sim.disconnect(node(0), node(9)).await,
         Err(meshsim::Error::UnknownNode(_))
     ));
     Ok(())

@@ -59,7 +59,7 @@ async fn partitioned_node_receives_only_after_heal(sim: meshsim::Sim) -> meshsim
     let mut sim = sim.start(net).await?;
     let cut = [node(7)];
     let rest: Vec<_> = (0..12).filter(|&i| i != 7).map(node).collect();
-    sim.partition(&cut, &rest)?;
+    sim.partition(&cut, &rest).await?;
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 128).await?;
     sim.wait_delivered_to(msg, &rest[1..], secs(10)).await?;
     // An observation window: several heartbeats, time enough for gossip to try.
@@ -76,7 +76,7 @@ async fn partitioned_node_receives_only_after_heal(sim: meshsim::Sim) -> meshsim
     );
 
     let healed_at = sim.trace().events.last().map(|e| e.t_ns).unwrap_or(0);
-    sim.heal(&cut, &rest)?;
+    sim.heal(&cut, &rest).await?;
     let after = sim.wait_delivered(msg, secs(10)).await?;
     after.assert_reach(1.0)?;
     let (t, _) = after.first_deliveries()[&node(7)];
@@ -105,7 +105,8 @@ async fn loss_adds_retransmission_delay(sim: meshsim::Sim) -> meshsim::Result<()
         );
     }
     for l in sim.trace().topology.links.clone() {
-        sim.set_link(l.a, l.b, LinkShape::latency(ms(20)).with_loss(0.3))?;
+        sim.set_link(l.a, l.b, LinkShape::latency(ms(20)).with_loss(0.3))
+            .await?;
     }
     let mut lossy = Vec::new();
     for _ in 0..4 {
@@ -186,7 +187,7 @@ async fn duplicates_counted_exactly_on_small_graphs(sim: meshsim::Sim) -> meshsi
         // Every copy crossed one peer connection: first deliveries plus duplicates.
         let copies: usize = run.trace().per_link_copies().values().sum();
         assert_eq!(copies, (n - 1) + total, "copies over links on {name}");
-        run.stop();
+        run.stop().await;
     }
     Ok(())
 }

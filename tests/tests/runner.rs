@@ -63,7 +63,8 @@ fn timed_out_test_saves_trace_and_stops_nodes() {
     };
     let message = run_and_catch(name, args, |sim| async move {
         let mut sim = sim.start(Topology::ring(4)?.with_latency(ms(5))).await?;
-        sim.partition(&[node(0)], &[node(1), node(2), node(3)])?;
+        sim.partition(&[node(0)], &[node(1), node(2), node(3)])
+            .await?;
         let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
         sim.wait_delivered(msg, secs(3600)).await?;
         Ok(())
@@ -85,7 +86,7 @@ async fn trace_round_trips_through_json(sim: meshsim::Sim) -> meshsim::Result<()
     let msg = sim.publish(node(3), DEFAULT_TOPIC, 300).await?;
     sim.wait_delivered(msg, secs(5)).await?;
     sim.annotate("done");
-    let trace = sim.stop();
+    let trace = sim.stop().await;
     assert!(
         trace.events.windows(2).all(|w| w[0].t_ns <= w[1].t_ns),
         "events in time order"

@@ -1,6 +1,7 @@
-//! Backends make a topology real. Only the in-process backend exists so far; the Docker
-//! backend (real containers, kernel shaping) is planned and refused with a clear error.
+//! Backends make a topology real: [`Backend`] names one, [`Nodes`] runs one.
 
+#[cfg(feature = "docker")]
+pub(crate) mod docker;
 pub(crate) mod inprocess;
 
 use std::fmt;
@@ -14,7 +15,8 @@ pub enum Backend {
     /// Every node inside the test process; links simulated in user space.
     #[default]
     InProcess,
-    /// One container per node with kernel packet shaping (not built yet).
+    /// One container per node (`meshsim-agent`) on an internal Docker network, links shaped
+    /// on real packets in each container's kernel (tc netem, or NFQUEUE and HTB).
     Docker,
 }
 
@@ -33,7 +35,7 @@ impl Backend {
             Backend::InProcess => {
                 "simulated links in user space (latency, jitter, loss as retransmission delay, bandwidth)"
             }
-            Backend::Docker => "kernel (tc netem or NFQUEUE + HTB)",
+            Backend::Docker => "kernel, in each container",
         }
     }
 }
@@ -58,6 +60,232 @@ impl FromStr for Backend {
                 backend: other.to_string(),
                 reason: "unknown backend; use \"in-process\" or \"docker\"".into(),
             }),
+        }
+    }
+}
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::node::{Command, GossipsubParams};
+use crate::topology::{LinkShape, NodeId, Topology};
+use crate::trace::MsgId;
+use crate::trace::recorder::Recorder;
+
+/// The running nodes of a simulation, on whichever backend.
+pub(crate) enum Nodes {
+    InProcess(inprocess::InProcess),
+    #[cfg(feature = "docker")]
+    Docker(Box<docker::DockerNodes>),
+}
+
+/// Calls the same method on whichever backend runs.
+macro_rules! each {
+    ($self:expr, $n:ident => $e:expr) => {
+        match $self {
+            Nodes::InProcess($n) => $e,
+            #[cfg(feature = "docker")]
+            Nodes::Docker($n) => $e,
+        }
+    };
+}
+
+impl Nodes {
+    /// Starts every node of `topology` (not yet connected); returns the nodes and how their
+    /// links are shaped.
+    pub(crate) async fn start(
+        backend: Backend,
+        topology: Topology,
+        overlay: &[(NodeId, NodeId)],
+        seed: u64,
+        params: &GossipsubParams,
+        topics: &[String],
+        recorder: Arc<Recorder>,
+    ) -> Result<(Nodes, String)> {
+        match backend {
+            Backend::InProcess => {
+                let _ = overlay;
+                let nodes = inprocess::InProcess::start(
+                    topology,
+                    seed,
+                    params.clone(),
+                    topics.to_vec(),
+                    recorder,
+                )?;
+                Ok((Nodes::InProcess(nodes), backend.shaping().to_string()))
+            }
+            #[cfg(feature = "docker")]
+            Backend::Docker => {
+                let nodes = docker::DockerNodes::start(
+                    topology,
+                    overlay.to_vec(),
+                    seed,
+                    params,
+                    topics.to_vec(),
+                    recorder,
+                )
+                .await?;
+                let shaping = format!("kernel, in each container: {}", nodes.shaping);
+                Ok((Nodes::Docker(Box::new(nodes)), shaping))
+            }
+            #[cfg(not(feature = "docker"))]
+            Backend::Docker => Err(crate::error::Error::BackendUnavailable {
+                backend: backend.to_string(),
+                reason: "meshsim was built without its `docker` feature".into(),
+            }),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        each!(self, n => n.len())
+    }
+
+    pub(crate) fn is_running(&self, node: NodeId) -> bool {
+        each!(self, n => n.is_running(node))
+    }
+
+    pub(crate) async fn dial(&self, from: NodeId, to: NodeId) -> Result<()> {
+        each!(self, n => n.dial(from, to).await)
+    }
+
+    pub(crate) async fn disconnect(&self, a: NodeId, b: NodeId) -> Result<()> {
+        match self {
+            Nodes::InProcess(n) => n.disconnect(a, b),
+            #[cfg(feature = "docker")]
+            Nodes::Docker(n) => n.disconnect(a, b).await,
+        }
+    }
+
+    /// Subscribes or unsubscribes; the inner result is the node's answer.
+    pub(crate) async fn topic(
+        &self,
+        node: NodeId,
+        topic: &str,
+        subscribe: bool,
+    ) -> Result<std::result::Result<(), String>> {
+        match self {
+            Nodes::InProcess(n) => {
+                let topic = topic.to_string();
+                if subscribe {
+                    n.ask(node, |tx| Command::Subscribe(topic, tx)).await
+                } else {
+                    n.ask(node, |tx| Command::Unsubscribe(topic, tx)).await
+                }
+            }
+            #[cfg(feature = "docker")]
+            Nodes::Docker(n) => n.topic(node, topic, subscribe).await,
+        }
+    }
+
+    /// Publishes; the inner result is the node's answer.
+    pub(crate) async fn publish(
+        &self,
+        node: NodeId,
+        msg: MsgId,
+        topic: &str,
+        data: Vec<u8>,
+    ) -> Result<std::result::Result<(), String>> {
+        match self {
+            Nodes::InProcess(n) => {
+                n.ask(node, |reply| Command::Publish {
+                    msg,
+                    topic: topic.into(),
+                    data,
+                    reply,
+                })
+                .await
+            }
+            #[cfg(feature = "docker")]
+            Nodes::Docker(n) => n.publish(node, msg.0, topic, data).await,
+        }
+    }
+
+    pub(crate) async fn set_direction(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        shape: LinkShape,
+    ) -> Result<()> {
+        match self {
+            Nodes::InProcess(n) => n.set_direction(from, to, shape),
+            #[cfg(feature = "docker")]
+            Nodes::Docker(n) => n.set_direction(from, to, shape).await,
+        }
+    }
+
+    /// Cuts traffic between the groups; `announce` records it (before packets stop).
+    pub(crate) async fn partition(
+        &mut self,
+        a: Vec<NodeId>,
+        b: Vec<NodeId>,
+        announce: impl FnOnce(),
+    ) -> Result<()> {
+        announce();
+        match self {
+            Nodes::InProcess(n) => {
+                n.partition(a, b);
+                Ok(())
+            }
+            #[cfg(feature = "docker")]
+            Nodes::Docker(n) => n.partition(a, b).await,
+        }
+    }
+
+    /// Heals a partition; `false` if there was none between exactly these groups.
+    /// `announce` records it once traffic flows again.
+    pub(crate) async fn heal(
+        &mut self,
+        a: &[NodeId],
+        b: &[NodeId],
+        announce: impl FnOnce(),
+    ) -> Result<bool> {
+        match self {
+            Nodes::InProcess(n) => Ok(n.heal(a, b, announce)),
+            #[cfg(feature = "docker")]
+            Nodes::Docker(n) => {
+                let healed = n.heal(a, b).await?;
+                if healed {
+                    announce();
+                }
+                Ok(healed)
+            }
+        }
+    }
+
+    /// Stops a node (`kill`: abruptly, SIGKILL for a container).
+    pub(crate) async fn stop(&mut self, node: NodeId, kill: bool) -> Result<()> {
+        match self {
+            Nodes::InProcess(n) => {
+                let _ = kill;
+                n.stop(node).await
+            }
+            #[cfg(feature = "docker")]
+            Nodes::Docker(n) => n.stop(node, kill).await,
+        }
+    }
+
+    pub(crate) async fn restart(&mut self, node: NodeId) -> Result<()> {
+        match self {
+            Nodes::InProcess(n) => n.restart(node),
+            #[cfg(feature = "docker")]
+            Nodes::Docker(n) => n.restart(node).await,
+        }
+    }
+
+    pub(crate) async fn add(&mut self, links: &[(NodeId, LinkShape)]) -> Result<NodeId> {
+        match self {
+            Nodes::InProcess(n) => n.add(links),
+            #[cfg(feature = "docker")]
+            Nodes::Docker(n) => n.add(links).await,
+        }
+    }
+
+    /// Stops every node; returns those that were running.
+    pub(crate) async fn shutdown(&mut self) -> Vec<NodeId> {
+        match self {
+            Nodes::InProcess(n) => n.shutdown(),
+            #[cfg(feature = "docker")]
+            Nodes::Docker(n) => n.shutdown().await,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The node: a rust-libp2p gossipsub node (noise, yamux) driven by the harness, reporting
 //! every event to the trace.
 
+pub(crate) mod agent;
 mod observe;
 mod params;
 
@@ -30,9 +31,11 @@ use tracing::instrument::WithSubscriber;
 use crate::backend::inprocess::{SimNet, SimTransport, addr_of};
 use crate::error::{Error, Result};
 use crate::topology::NodeId;
-use crate::trace::recorder::Recorder;
+use crate::trace::recorder::Report;
 use crate::trace::{EventKind, MsgId};
+use libp2p::Multiaddr;
 use observe::{CopyTap, Observed, Tap};
+use std::sync::RwLock;
 
 /// The node software, as recorded in traces.
 pub(crate) const SOFTWARE: &str = "rust-libp2p 0.57 gossipsub 0.50 (noise, yamux)";
@@ -84,14 +87,48 @@ impl Drop for NodeHandle {
     }
 }
 
+/// How a node reaches its peers.
+#[derive(Clone)]
+pub(crate) enum Wire {
+    /// The in-process backend's simulated links.
+    Sim(Arc<SimNet>),
+    /// Real TCP (inside a container): listen on `port`, dial the addresses in `addrs`.
+    Tcp {
+        port: u16,
+        addrs: Arc<RwLock<HashMap<NodeId, Multiaddr>>>,
+    },
+}
+
+impl Wire {
+    fn listen_addr(&self, node: NodeId) -> Multiaddr {
+        match self {
+            Wire::Sim(_) => addr_of(node),
+            Wire::Tcp { port, .. } => format!("/ip4/0.0.0.0/tcp/{port}")
+                .parse()
+                .expect("valid address"),
+        }
+    }
+
+    fn dial_addr(&self, peer: NodeId) -> Option<Multiaddr> {
+        match self {
+            Wire::Sim(_) => Some(addr_of(peer)),
+            Wire::Tcp { addrs, .. } => addrs
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&peer)
+                .cloned(),
+        }
+    }
+}
+
 /// Everything a node needs to start.
 pub(crate) struct NodeSetup {
     pub node: NodeId,
     pub keypair: Keypair,
     pub params: GossipsubParams,
     pub topics: Vec<String>,
-    pub net: Arc<SimNet>,
-    pub recorder: Arc<Recorder>,
+    pub wire: Wire,
+    pub recorder: Arc<dyn Report>,
     pub book: Arc<PeerBook>,
 }
 
@@ -103,7 +140,7 @@ pub(crate) fn spawn(setup: NodeSetup) -> Result<NodeHandle> {
         keypair,
         params,
         topics,
-        net,
+        wire,
         recorder,
         book,
     } = setup;
@@ -127,11 +164,19 @@ pub(crate) fn spawn(setup: NodeSetup) -> Result<NodeHandle> {
     )
     .map_err(|e| fail(format!("gossipsub refused to start: {e}")))?;
     let noise = noise::Config::new(&keypair).map_err(|e| fail(format!("noise: {e}")))?;
-    let transport = SimTransport::new(net, node)
-        .upgrade(Version::V1)
-        .authenticate(noise)
-        .multiplex(yamux::Config::default())
-        .boxed();
+    let transport = match &wire {
+        Wire::Sim(net) => SimTransport::new(net.clone(), node)
+            .upgrade(Version::V1)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .boxed(),
+        Wire::Tcp { .. } => libp2p::tcp::tokio::Transport::new(libp2p::tcp::Config::default())
+            .upgrade(Version::V1)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .boxed(),
+    };
+    let listen = wire.listen_addr(node);
     let span = tracing::info_span!(target: "meshsim", "node", name = %node);
     let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     let (exec_span, exec_dispatch) = (span.clone(), dispatch.clone());
@@ -151,9 +196,9 @@ pub(crate) fn spawn(setup: NodeSetup) -> Result<NodeHandle> {
         swarm_config,
     );
     swarm
-        .listen_on(addr_of(node))
+        .listen_on(listen.clone())
         .map_err(|e| fail(format!("cannot listen: {e}")))?;
-    tracing::info!(target: "meshsim", parent: &span, %peer, "node up, listening on {}", addr_of(node));
+    tracing::info!(target: "meshsim", parent: &span, %peer, "node up, listening on {listen}");
     recorder.record(Some(node), EventKind::NodeUp);
     let mut state = NodeState {
         node,
@@ -162,6 +207,7 @@ pub(crate) fn spawn(setup: NodeSetup) -> Result<NodeHandle> {
         recorder,
         book,
         params,
+        wire,
         pending_dials: HashMap::new(),
     };
     for t in &topics {
@@ -176,9 +222,10 @@ struct NodeState {
     node: NodeId,
     swarm: Swarm<Observed>,
     tap: Arc<Tap>,
-    recorder: Arc<Recorder>,
+    recorder: Arc<dyn Report>,
     book: Arc<PeerBook>,
     params: GossipsubParams,
+    wire: Wire,
     pending_dials: HashMap<PeerId, OwnedSemaphorePermit>,
 }
 
@@ -233,11 +280,13 @@ impl NodeState {
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Dial { peer, permit } => {
-                let Some(pid) = self.peer_of(peer) else {
+                let (Some(pid), Some(addr)) = (self.peer_of(peer), self.wire.dial_addr(peer))
+                else {
+                    tracing::warn!(target: "meshsim", %peer, "cannot dial: unknown peer or address");
                     return;
                 };
                 let opts = DialOpts::peer_id(pid)
-                    .addresses(vec![addr_of(peer)])
+                    .addresses(vec![addr])
                     .condition(PeerCondition::DisconnectedAndNotDialing)
                     .build();
                 match self.swarm.dial(opts) {

@@ -25,7 +25,7 @@ use libp2p::swarm::{
 };
 
 use crate::topology::NodeId;
-use crate::trace::recorder::Recorder;
+use crate::trace::recorder::Report;
 use crate::trace::{EventKind, MsgId};
 
 /// Maps peer ids to nodes, for everything a simulation runs.
@@ -75,7 +75,7 @@ pub(crate) struct Tap {
     pub node: NodeId,
     pub me: PeerId,
     pub book: Arc<PeerBook>,
-    pub recorder: Arc<Recorder>,
+    pub recorder: Arc<dyn Report>,
     /// The peer whose handler event gossipsub is processing right now.
     pub current: Mutex<Option<PeerId>>,
     /// Topics the node is subscribed to.

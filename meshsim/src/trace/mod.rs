@@ -11,6 +11,8 @@ mod store;
 
 pub(crate) use query::explain_missing;
 pub use query::{Delivery, MessageStats};
+#[cfg(feature = "docker")]
+pub(crate) use store::target_dir;
 pub use store::trace_dir;
 
 use serde::{Deserialize, Serialize};

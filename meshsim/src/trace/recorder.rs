@@ -32,6 +32,31 @@ pub(crate) struct State {
     pub live: Live,
 }
 
+/// Where a node reports what it sees: the [`Recorder`] in process, a telemetry stream in
+/// `meshsim-agent`.
+pub(crate) trait Report: Send + Sync {
+    /// Records an event now.
+    fn record(&self, node: Option<NodeId>, kind: EventKind);
+    /// `origin` published `msg`.
+    fn published(&self, msg: MsgId, origin: NodeId, topic: &str, size: usize);
+    /// `node` learned that `peer` is subscribed (or not) to `topic`.
+    fn peer_subscription(&self, node: NodeId, peer: NodeId, topic: &str, subscribed: bool);
+}
+
+impl Report for Recorder {
+    fn record(&self, node: Option<NodeId>, kind: EventKind) {
+        Recorder::record(self, node, kind)
+    }
+
+    fn published(&self, msg: MsgId, origin: NodeId, topic: &str, size: usize) {
+        Recorder::published(self, msg, origin, topic, size)
+    }
+
+    fn peer_subscription(&self, node: NodeId, peer: NodeId, topic: &str, subscribed: bool) {
+        Recorder::peer_subscription(self, node, peer, topic, subscribed)
+    }
+}
+
 /// Shared by the simulation handle and every node task.
 pub(crate) struct Recorder {
     start: Instant,
@@ -104,6 +129,24 @@ impl Recorder {
         self.bump();
     }
 
+    #[cfg(feature = "docker")]
+    /// Nanoseconds since the start for a wall-clock time (a container's report).
+    pub(crate) fn since_start(&self, unix_ns: u64) -> u64 {
+        unix_ns.saturating_sub(self.lock().trace.meta.started_at_unix_ns)
+    }
+
+    #[cfg(feature = "docker")]
+    /// Records an event that happened at `t_ns` (reported late, by an agent): it goes in
+    /// its place in time order.
+    pub(crate) fn record_at(&self, t_ns: u64, node: Option<NodeId>, kind: EventKind) {
+        {
+            let mut st = self.lock();
+            apply(&mut st.live, node, &kind);
+            insert_in_order(&mut st.trace.events, Event { t_ns, node, kind });
+        }
+        self.bump();
+    }
+
     /// Notes that `node` learned `peer` is subscribed (or not) to `topic`. Not a trace event.
     pub(crate) fn peer_subscription(
         &self,
@@ -127,9 +170,21 @@ impl Recorder {
     /// Registers a published message with the nodes expected to receive it, and records the
     /// `published` event, atomically.
     pub(crate) fn published(&self, msg: MsgId, origin: NodeId, topic: &str, size: usize) {
+        self.published_at(None, msg, origin, topic, size)
+    }
+
+    /// As [`Recorder::published`], at `t_ns` if given (an agent's report) or now.
+    pub(crate) fn published_at(
+        &self,
+        t_ns: Option<u64>,
+        msg: MsgId,
+        origin: NodeId,
+        topic: &str,
+        size: usize,
+    ) {
         {
             let mut st = self.lock();
-            let t_ns = self.now_ns();
+            let t_ns = t_ns.unwrap_or_else(|| self.now_ns());
             let expected: Vec<NodeId> = st
                 .live
                 .up
@@ -158,11 +213,14 @@ impl Recorder {
                 size,
             };
             apply(&mut st.live, Some(origin), &kind);
-            st.trace.events.push(Event {
-                t_ns,
-                node: Some(origin),
-                kind,
-            });
+            insert_in_order(
+                &mut st.trace.events,
+                Event {
+                    t_ns,
+                    node: Some(origin),
+                    kind,
+                },
+            );
         }
         self.bump();
     }
@@ -171,6 +229,12 @@ impl Recorder {
     pub(crate) fn snapshot(&self) -> Trace {
         self.lock().trace.clone()
     }
+}
+
+/// Appends `e`, or inserts it after the last event not later than it.
+fn insert_in_order(events: &mut Vec<Event>, e: Event) {
+    let at = events.len() - events.iter().rev().take_while(|x| x.t_ns > e.t_ns).count();
+    events.insert(at, e);
 }
 
 fn apply(live: &mut Live, node: Option<NodeId>, kind: &EventKind) {

@@ -28,7 +28,7 @@ pub fn trace_dir(test: &str) -> PathBuf {
 
 /// Cargo's target folder: `CARGO_TARGET_DIR`, else the ancestor of the running executable
 /// that holds cargo's `CACHEDIR.TAG`, else `./target`.
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(dir);
     }

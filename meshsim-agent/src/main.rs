@@ -54,19 +54,10 @@ async fn serve(delayer: Result<delay::Delayer, String>) {
             }
         }
     });
-    let (tel_tx, mut tel_rx) = mpsc::unbounded_channel::<proto::Telemetry>();
-    let fwd = out_tx.clone();
-    tokio::spawn(async move {
-        while let Some(t) = tel_rx.recv().await {
-            let _ = fwd.send(proto::AgentMessage {
-                body: Some(agent_message::Body::Event(t)),
-            });
-        }
-    });
     let agent = Arc::new(Agent {
         node: tokio::sync::OnceCell::new(),
         shaper: tokio::sync::Mutex::new(shaping::Shaper::new(delayer)),
-        telemetry: tel_tx,
+        out: out_tx.clone(),
     });
     let mut stdin = tokio::io::stdin();
     let mut frames = FrameDecoder::new();
@@ -82,7 +73,7 @@ async fn serve(delayer: Result<delay::Delayer, String>) {
             _ = term.recv() => break,
         };
         frames.push(&buf[..n]);
-        while let Some(req) = frames.next::<proto::Request>() {
+        while let Some(req) = frames.decode_next::<proto::Request>() {
             match req {
                 Ok(req) => {
                     let (agent, out) = (agent.clone(), out_tx.clone());
@@ -127,7 +118,8 @@ fn reply_msg(id: u64, body: reply::Body) -> proto::AgentMessage {
 struct Agent {
     node: tokio::sync::OnceCell<AgentNode>,
     shaper: tokio::sync::Mutex<shaping::Shaper>,
-    telemetry: mpsc::UnboundedSender<proto::Telemetry>,
+    /// Replies and telemetry, in the order they happen.
+    out: mpsc::UnboundedSender<proto::AgentMessage>,
 }
 
 impl Agent {
@@ -158,7 +150,12 @@ impl Agent {
                     shaper.set_peers(&cfg.peers)?;
                     (shaper.mode_name().to_string(), shaper.detail().to_string())
                 };
-                let (node, peer_id) = AgentNode::start(&cfg, self.telemetry.clone())?;
+                let out = self.out.clone();
+                let (node, peer_id) = AgentNode::start(&cfg, move |t| {
+                    let _ = out.send(proto::AgentMessage {
+                        body: Some(agent_message::Body::Event(t)),
+                    });
+                })?;
                 tracing::info!(
                     "node {} up as {peer_id}; shaping: {shaping} ({detail})",
                     cfg.node

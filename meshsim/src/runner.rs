@@ -125,15 +125,32 @@ impl Write for Captured {
     }
 }
 
+static BACKENDS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// A test's hold on [`BACKENDS`], kept until it ends.
+#[allow(dead_code)]
+enum Turn {
+    Alone(std::sync::RwLockWriteGuard<'static, ()>),
+    Shared(std::sync::RwLockReadGuard<'static, ()>),
+}
+
 /// Whether a Docker test can run. Without an engine it is skipped with a message, unless
-/// Docker is required (`CI` or `MESHSIM_REQUIRE_DOCKER` set): then it fails.
+/// Docker is required (`CI` or `MESHSIM_REQUIRE_DOCKER` set): then it fails. With one, the
+/// agent image is built here if needed, outside the test's timeout.
 fn docker_ready(name: &str) -> bool {
     #[cfg(feature = "docker")]
     let reachable = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("meshsim: cannot build a tokio runtime")
-        .block_on(crate::backend::docker::available());
+        .block_on(async {
+            use crate::backend::docker;
+            let client = docker::connect().await.map_err(|e| e.to_string())?;
+            if let Err(e) = docker::prepare_image(&client).await {
+                panic!("meshsim: {name}: {e}");
+            }
+            Ok::<(), String>(())
+        });
     #[cfg(not(feature = "docker"))]
     let reachable: Result<(), String> =
         Err("meshsim was built without its `docker` feature".into());
@@ -164,6 +181,12 @@ where
     if backend == Backend::Docker && !docker_ready(name) {
         return;
     }
+    // Containers compete for the CPU that in-process links' timing relies on: a Docker test
+    // runs alone among this process's tests (in-process tests still run alongside each other).
+    let _turn = match backend {
+        Backend::Docker => Turn::Alone(BACKENDS.write().unwrap_or_else(|e| e.into_inner())),
+        Backend::InProcess => Turn::Shared(BACKENDS.read().unwrap_or_else(|e| e.into_inner())),
+    };
     let ctx = Arc::new(TestContext {
         name: name.to_string(),
         recorders: Mutex::new(Vec::new()),

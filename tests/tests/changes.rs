@@ -3,7 +3,7 @@
 
 use meshsim::{DEFAULT_TOPIC, EventKind, LinkShape, Overlay, Topology, ms, node, secs};
 
-#[meshsim::test(seed = 4)]
+#[meshsim::test(backend = "both", seed = 4)]
 async fn changing_a_link_changes_delivery_time(sim: meshsim::Sim) -> meshsim::Result<()> {
     let mut sim = sim.start(Topology::line(3)?.with_latency(ms(20))).await?;
     let m1 = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
@@ -31,7 +31,7 @@ async fn changing_a_link_changes_delivery_time(sim: meshsim::Sim) -> meshsim::Re
     Ok(())
 }
 
-#[meshsim::test(seed = 6)]
+#[meshsim::test(backend = "both", seed = 6)]
 async fn per_direction_shapes_apply_separately(sim: meshsim::Sim) -> meshsim::Result<()> {
     let mut net = Topology::with_nodes(2);
     net.link_directed(
@@ -58,7 +58,7 @@ async fn per_direction_shapes_apply_separately(sim: meshsim::Sim) -> meshsim::Re
     Ok(())
 }
 
-#[meshsim::test(seed = 8)]
+#[meshsim::test(backend = "both", seed = 8)]
 async fn stopped_node_misses_messages_until_restarted(sim: meshsim::Sim) -> meshsim::Result<()> {
     let mut sim = sim.start(Topology::ring(6)?.with_latency(ms(10))).await?;
     sim.stop_node(node(3)).await?;
@@ -91,7 +91,7 @@ async fn stopped_node_misses_messages_until_restarted(sim: meshsim::Sim) -> mesh
     Ok(())
 }
 
-#[meshsim::test(seed = 10)]
+#[meshsim::test(backend = "both", seed = 10)]
 async fn stopping_a_node_mid_test_is_explained(sim: meshsim::Sim) -> meshsim::Result<()> {
     let mut sim = sim.start(Topology::line(4)?.with_latency(ms(200))).await?;
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
@@ -112,7 +112,7 @@ async fn stopping_a_node_mid_test_is_explained(sim: meshsim::Sim) -> meshsim::Re
     Ok(())
 }
 
-#[meshsim::test(seed = 12)]
+#[meshsim::test(backend = "both", seed = 12)]
 async fn added_node_joins_the_mesh(sim: meshsim::Sim) -> meshsim::Result<()> {
     let mut sim = sim.start(Topology::ring(5)?.with_latency(ms(10))).await?;
     let new = sim
@@ -131,7 +131,7 @@ async fn added_node_joins_the_mesh(sim: meshsim::Sim) -> meshsim::Result<()> {
     Ok(())
 }
 
-#[meshsim::test(seed = 13)]
+#[meshsim::test(backend = "both", seed = 13)]
 async fn overlay_peers_use_shortest_underlay_path(sim: meshsim::Sim) -> meshsim::Result<()> {
     // Underlay: a line of 6 with 30 ms hops. Overlay: every node peers with 2 random others,
     // so most peer connections cross several underlay hops.
@@ -288,7 +288,7 @@ async fn failed_calls_leave_no_trace_behind(sim: meshsim::Sim) -> meshsim::Resul
     Ok(())
 }
 
-#[meshsim::test(seed = 18)]
+#[meshsim::test(backend = "both", seed = 18)]
 async fn unsubscribing_prunes_the_mesh(sim: meshsim::Sim) -> meshsim::Result<()> {
     let mut sim = sim.start(Topology::ring(4)?.with_latency(ms(5))).await?;
     sim.unsubscribe(node(0), DEFAULT_TOPIC).await?;
@@ -308,7 +308,7 @@ async fn unsubscribing_prunes_the_mesh(sim: meshsim::Sim) -> meshsim::Result<()>
     Ok(())
 }
 
-#[meshsim::test(seed = 19)]
+#[meshsim::test(backend = "both", seed = 19)]
 async fn disconnecting_peers_is_recorded_on_both_sides(sim: meshsim::Sim) -> meshsim::Result<()> {
     let sim = sim.start(Topology::ring(4)?.with_latency(ms(5))).await?;
     sim.disconnect(node(0), node(1)).await?;

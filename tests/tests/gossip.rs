@@ -18,7 +18,7 @@ fn assert_path_latencies(d: &meshsim::Delivery) {
     );
 }
 
-#[meshsim::test(seed = 11)]
+#[meshsim::test(backend = "both", seed = 11)]
 async fn ring_delivers_with_hop_latency(sim: meshsim::Sim) -> meshsim::Result<()> {
     let mut sim = sim.start(Topology::ring(10)?.with_latency(ms(30))).await?;
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 256).await?;
@@ -53,7 +53,7 @@ async fn random_graph_delivers_with_path_latency(sim: meshsim::Sim) -> meshsim::
     Ok(())
 }
 
-#[meshsim::test(seed = 3)]
+#[meshsim::test(backend = "both", seed = 3)]
 async fn partitioned_node_receives_only_after_heal(sim: meshsim::Sim) -> meshsim::Result<()> {
     let net = Topology::random_regular(12, 4, sim.seed())?.with_latency(ms(20));
     let mut sim = sim.start(net).await?;
@@ -87,7 +87,7 @@ async fn partitioned_node_receives_only_after_heal(sim: meshsim::Sim) -> meshsim
     Ok(())
 }
 
-#[meshsim::test(seed = 9)]
+#[meshsim::test(backend = "both", seed = 9)]
 async fn loss_adds_retransmission_delay(sim: meshsim::Sim) -> meshsim::Result<()> {
     let net = Topology::random_regular(16, 4, sim.seed())?.with_latency(ms(20));
     let mut sim = sim.start(net).await?;

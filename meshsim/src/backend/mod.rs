@@ -76,7 +76,7 @@ use crate::trace::recorder::Recorder;
 pub(crate) enum Nodes {
     InProcess(inprocess::InProcess),
     #[cfg(feature = "docker")]
-    Docker(Box<docker::DockerNodes>),
+    Docker(docker::DockerNodes),
 }
 
 /// Calls the same method on whichever backend runs.
@@ -126,7 +126,7 @@ impl Nodes {
                 )
                 .await?;
                 let shaping = format!("kernel, in each container: {}", nodes.shaping);
-                Ok((Nodes::Docker(Box::new(nodes)), shaping))
+                Ok((Nodes::Docker(nodes), shaping))
             }
             #[cfg(not(feature = "docker"))]
             Backend::Docker => Err(crate::error::Error::BackendUnavailable {

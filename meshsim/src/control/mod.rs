@@ -52,7 +52,7 @@ impl FrameDecoder {
     }
 
     /// The next complete message, `None` when more bytes are needed.
-    pub fn next<M: prost::Message + Default>(&mut self) -> Option<Result<M, FrameError>> {
+    pub fn decode_next<M: prost::Message + Default>(&mut self) -> Option<Result<M, FrameError>> {
         let frame = self.frames.next_frame()?;
         Some(
             frame.and_then(|b| {
@@ -159,7 +159,7 @@ mod tests {
             let mut got = Vec::new();
             for c in bytes.chunks(chunk) {
                 d.push(c);
-                while let Some(m) = d.next::<Request>() {
+                while let Some(m) = d.decode_next::<Request>() {
                     got.push(m.expect("valid frame"));
                 }
             }
@@ -183,7 +183,7 @@ mod tests {
         let mut got = Vec::new();
         for c in bytes.chunks(1 << 16) {
             d.push(c);
-            while let Some(m) = d.next::<Request>() {
+            while let Some(m) = d.decode_next::<Request>() {
                 got.push(m);
             }
         }
@@ -200,14 +200,14 @@ mod tests {
     fn garbage_is_reported_not_fatal() {
         let mut d = FrameDecoder::new();
         d.push(&[0xff; 12]);
-        assert_eq!(d.next::<Request>(), Some(Err(FrameError::BadLength)));
+        assert_eq!(d.decode_next::<Request>(), Some(Err(FrameError::BadLength)));
         d.push(&[3, 0xff, 0xff, 0xff]);
         assert!(matches!(
-            d.next::<Request>(),
+            d.decode_next::<Request>(),
             Some(Err(FrameError::Decode(_)))
         ));
         d.push(&encode(&publish(9, 1)));
-        assert_eq!(d.next::<Request>(), Some(Ok(publish(9, 1))));
+        assert_eq!(d.decode_next::<Request>(), Some(Ok(publish(9, 1))));
     }
 
     /// Random mutations of valid streams (bit flips, cuts, inserted bytes, huge lengths):
@@ -239,7 +239,7 @@ mod tests {
             let mut d = FrameDecoder::new();
             for c in bytes.chunks(rng.random_range(1..40)) {
                 d.push(c);
-                while let Some(m) = d.next::<Request>() {
+                while let Some(m) = d.decode_next::<Request>() {
                     let _ = m;
                 }
                 assert!(d.buffered() <= valid.len() + 20, "decoder hoards bytes");

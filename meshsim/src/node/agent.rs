@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use libp2p::Multiaddr;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 use super::{Command, GossipsubParams, NodeHandle, NodeSetup, PeerBook, Wire};
 use crate::control::proto::{self, telemetry::Kind};
@@ -25,11 +25,11 @@ pub fn unix_ns() -> u64 {
 }
 
 /// Sends what the node sees down the agent's telemetry stream.
-struct Telemetry(mpsc::UnboundedSender<proto::Telemetry>);
+struct Telemetry(Box<dyn Fn(proto::Telemetry) + Send + Sync>);
 
 impl Telemetry {
     fn send(&self, kind: Kind) {
-        let _ = self.0.send(proto::Telemetry {
+        (self.0)(proto::Telemetry {
             unix_ns: unix_ns(),
             kind: Some(kind),
         });
@@ -39,7 +39,7 @@ impl Telemetry {
 impl Report for Telemetry {
     fn record(&self, _node: Option<NodeId>, kind: EventKind) {
         if let Some(t) = telemetry_of(unix_ns(), &kind) {
-            let _ = self.0.send(t);
+            (self.0)(t);
         }
     }
 
@@ -72,11 +72,12 @@ pub struct AgentNode {
 }
 
 impl AgentNode {
-    /// Starts the node `cfg` describes; telemetry goes to `events`. Returns the node and its
-    /// peer id.
+    /// Starts the node `cfg` describes; `events` gets its telemetry (on the node's task, in
+    /// order: send it down the same stream as replies so a reply never overtakes the events
+    /// before it). Returns the node and its peer id.
     pub fn start(
         cfg: &proto::Configure,
-        events: mpsc::UnboundedSender<proto::Telemetry>,
+        events: impl Fn(proto::Telemetry) + Send + Sync + 'static,
     ) -> Result<(AgentNode, String), String> {
         let params: GossipsubParams =
             serde_json::from_str(&cfg.params_json).map_err(|e| format!("params_json: {e}"))?;
@@ -98,7 +99,7 @@ impl AgentNode {
                 port,
                 addrs: addrs.clone(),
             },
-            recorder: Arc::new(Telemetry(events)),
+            recorder: Arc::new(Telemetry(Box::new(events))),
             book: book.clone(),
         })
         .map_err(|e| e.to_string())?;

@@ -153,7 +153,7 @@ async fn read(
         match item {
             Ok(LogOutput::StdOut { message }) => {
                 frames.push(&message);
-                while let Some(msg) = frames.next::<proto::AgentMessage>() {
+                while let Some(msg) = frames.decode_next::<proto::AgentMessage>() {
                     match msg {
                         Ok(m) => handle(m, node, &recorder, &pending),
                         Err(e) => {

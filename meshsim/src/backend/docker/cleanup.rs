@@ -75,10 +75,10 @@ pub(super) async fn reap_leftovers(docker: &Docker) -> (usize, usize) {
             .as_ref()
             .and_then(|l| l.get(LABEL_OWNER))
             .is_some_and(|o| owner_gone(o));
-        if let (true, Some(id)) = (gone, c.id) {
-            if remove_container(docker, &id).await {
-                removed.0 += 1;
-            }
+        if let (true, Some(id)) = (gone, c.id)
+            && remove_container(docker, &id).await
+        {
+            removed.0 += 1;
         }
     }
     let networks = docker
@@ -95,10 +95,10 @@ pub(super) async fn reap_leftovers(docker: &Docker) -> (usize, usize) {
             .as_ref()
             .and_then(|l| l.get(LABEL_OWNER))
             .is_some_and(|o| owner_gone(o));
-        if let (true, Some(id)) = (gone, n.id) {
-            if docker.remove_network(&id).await.is_ok() {
-                removed.1 += 1;
-            }
+        if let (true, Some(id)) = (gone, n.id)
+            && docker.remove_network(&id).await.is_ok()
+        {
+            removed.1 += 1;
         }
     }
     if removed != (0, 0) {

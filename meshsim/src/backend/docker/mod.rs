@@ -52,12 +52,18 @@ pub(crate) async fn connect() -> Result<Client> {
         .map_err(|e| unavailable(format!("no Docker engine reachable: {e}")))
 }
 
-/// Whether a Docker engine answers (for tests that skip without one).
-pub(crate) async fn available() -> std::result::Result<(), String> {
-    connect().await.map(|_| ()).map_err(|e| e.to_string())
+/// The agent image, built once per process (and, by its content-hash tag, once per machine).
+pub(crate) async fn prepare_image(client: &Client) -> Result<String> {
+    IMAGE
+        .get_or_init(|| async { image::ensure(client).await.map_err(|e| e.to_string()) })
+        .await
+        .clone()
+        .map_err(|reason| Error::Image {
+            step: "first use in this process",
+            reason,
+        })
 }
 
-static REAPED: OnceCell<()> = OnceCell::const_new();
 static IMAGE: OnceCell<std::result::Result<String, String>> = OnceCell::const_new();
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
@@ -108,19 +114,8 @@ impl DockerNodes {
         recorder: Arc<Recorder>,
     ) -> Result<Self> {
         let client = connect().await?;
-        REAPED
-            .get_or_init(|| async {
-                cleanup::reap_leftovers(&client).await;
-            })
-            .await;
-        let image = IMAGE
-            .get_or_init(|| async { image::ensure(&client).await.map_err(|e| e.to_string()) })
-            .await
-            .clone()
-            .map_err(|reason| Error::Image {
-                step: "first use in this process",
-                reason,
-            })?;
+        cleanup::reap_leftovers(&client).await;
+        let image = prepare_image(&client).await?;
         let run = format!(
             "meshsim-{}-{}-{:x}",
             std::process::id(),

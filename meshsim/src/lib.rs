@@ -37,8 +37,10 @@
 //!   peers that are not directly linked follows the lowest-latency underlay path.
 //! - [`node`]: the rust-libp2p gossipsub node, with every parameter in [`GossipsubParams`],
 //!   checked before libp2p sees it.
-//! - backends make a topology real; [`Backend::InProcess`] (the default) runs every node as a
-//!   task in the test process over simulated links. The Docker backend is not built yet.
+//! - backends make a topology real: [`Backend::InProcess`] (the default) runs every node as a
+//!   task in the test process over simulated links; [`Backend::Docker`] runs each node in its
+//!   own container (`meshsim-agent`) on an internal Docker network, with every link shaped on
+//!   real packets in the containers' kernels (see "The Docker backend" below).
 //! - [`Sim`] and [`Simulation`]: start, wait for the overlay, publish, wait for delivery,
 //!   change links, partition and heal, stop and restart nodes, add nodes, annotate.
 //! - [`trace`]: the [`Trace`], its queries ([`Delivery`]: reach, latency percentiles,
@@ -56,8 +58,36 @@
 //! later. Opening a connection takes one round trip. Timers have tokio's 1 ms resolution, and
 //! on a busy CPU deliveries run late: that lag is real and shows up in measured latencies.
 //!
+//! # The Docker backend
+//! `#[meshsim::test(backend = "docker")]` (or `"both"`: one test per backend, named
+//! `<test>::in_process` and `<test>::docker`) runs the same test in containers:
+//! - the agent image is built on first use from nothing: a static `meshsim-agent` (cargo)
+//!   on a base with iptables and tc, imported from Debian packages by `images/build-base.sh`
+//!   (no registry needed), then `images/Dockerfile`; tagged by content hash, so unchanged code
+//!   is never rebuilt, also across test processes;
+//! - one internal Docker network per simulation (no route out), one container per node with
+//!   `CAP_NET_ADMIN` added (never privileged), no port published: the harness talks to each
+//!   agent over its attached stdin/stdout (length-delimited protobuf, `meshsim/proto`);
+//! - links are shaped per direction in the kernel: `tc netem` under HTB classes per peer where
+//!   the kernel has netem, else an NFQUEUE delayer on ingress (latency, jitter, loss) plus HTB
+//!   (bandwidth); detected at start and recorded in the trace's `meta.shaping`;
+//! - partitions drop packets on ingress; `stop_node` stops the container, `kill_node` sends it
+//!   SIGKILL, `restart_node` starts it again; a container that dies on its own is recorded as
+//!   down with its exit code;
+//! - every container and network is labelled and removed after the test, whether it passes,
+//!   fails, panics or times out; leftovers of a killed test process are removed at the next
+//!   start.
+//!
+//! Without a Docker engine, Docker tests are skipped with a message, unless `CI` or
+//! `MESHSIM_REQUIRE_DOCKER` is set: then they fail.
+//!
 //! # Environment
 //! - `MESHSIM_BACKEND`: `in-process` (default) or `docker`.
+//! - `MESHSIM_REQUIRE_DOCKER=1`: a Docker test fails, rather than skips, without an engine.
+//! - `MESHSIM_AGENT_BIN`: a prebuilt static `meshsim-agent` to put in the image (needed when
+//!   meshsim's source is not in a workspace with `meshsim-agent` beside it).
+//! - `MESHSIM_BASE_IMAGE`: the agent image's base (must have iptables and tc) instead of the
+//!   one meshsim assembles.
 //! - `MESHSIM_TRACE_DIR`: where traces go instead of `target/meshsim`.
 //! - `MESHSIM_SAVE_TRACES=1`: save traces of passing tests too.
 //! - `MESHSIM_LOG`: log filter (tracing `EnvFilter` syntax), default `meshsim=info,warn`.
@@ -92,7 +122,8 @@ pub use trace::{Delivery, Event, EventKind, MsgId, Trace};
 /// `target/meshsim/<module path>.<test name>/`, and the failure message says where.
 ///
 /// Arguments, all optional:
-/// - `backend = "in-process"` (or `"docker"`); otherwise `MESHSIM_BACKEND`, else in-process;
+/// - `backend = "in-process"`, `"docker"`, or `"both"` (two tests, `<name>::in_process` and
+///   `<name>::docker`); otherwise `MESHSIM_BACKEND`, else in-process;
 /// - `timeout = "90s"` (units `ms`, `s`, `m`; default 120 s);
 /// - `seed = 7` (default 0), available as [`Sim::seed`].
 ///

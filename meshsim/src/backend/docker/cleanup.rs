@@ -51,6 +51,13 @@ fn owner_gone(label: &str) -> bool {
     }
 }
 
+/// Whether labels name an owner process that is gone.
+fn orphaned(labels: Option<&HashMap<String, String>>) -> bool {
+    labels
+        .and_then(|l| l.get(LABEL_OWNER))
+        .is_some_and(|o| owner_gone(o))
+}
+
 fn filter(label: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![label.to_string()])])
 }
@@ -70,12 +77,7 @@ pub(super) async fn reap_leftovers(docker: &Docker) -> (usize, usize) {
         .unwrap_or_default();
     let mut removed = (0, 0);
     for c in containers {
-        let gone = c
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(LABEL_OWNER))
-            .is_some_and(|o| owner_gone(o));
-        if let (true, Some(id)) = (gone, c.id)
+        if let (true, Some(id)) = (orphaned(c.labels.as_ref()), c.id)
             && remove_container(docker, &id).await
         {
             removed.0 += 1;
@@ -90,12 +92,7 @@ pub(super) async fn reap_leftovers(docker: &Docker) -> (usize, usize) {
         .await
         .unwrap_or_default();
     for n in networks {
-        let gone = n
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(LABEL_OWNER))
-            .is_some_and(|o| owner_gone(o));
-        if let (true, Some(id)) = (gone, n.id)
+        if let (true, Some(id)) = (orphaned(n.labels.as_ref()), n.id)
             && docker.remove_network(&id).await.is_ok()
         {
             removed.1 += 1;

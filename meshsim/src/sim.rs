@@ -636,7 +636,6 @@ impl Simulation {
                 .health()
                 .await
                 .into_iter()
-                .filter(|(n, _)| self.nodes.is_running(*n))
                 .map(|(node, h)| {
                     h.map(|h| ContainerStats {
                         node,

@@ -79,6 +79,8 @@ pub(crate) struct DockerNodes {
     client: Client,
     run: String,
     network: String,
+    /// What every container and the network carry (see `cleanup`).
+    labels: HashMap<String, String>,
     image: String,
     topology: Topology,
     overlay: Vec<(NodeId, NodeId)>,
@@ -144,6 +146,7 @@ impl DockerNodes {
             client,
             network: run.clone(),
             run,
+            labels,
             image,
             topology,
             overlay,
@@ -157,7 +160,7 @@ impl DockerNodes {
             cleaned: false,
         };
         let n = this.topology.node_count();
-        let created = try_join_all((0..n).map(|i| this.create(NodeId(i as u32), &labels))).await?;
+        let created = try_join_all((0..n).map(|i| this.create(NodeId(i as u32)))).await?;
         this.nodes = created;
         let peers = this.peer_list();
         let modes = try_join_all((0..n).map(|i| this.configure(NodeId(i as u32), &peers))).await?;
@@ -167,11 +170,11 @@ impl DockerNodes {
     }
 
     /// Creates and starts a node's container, attaches to it and reads its address.
-    async fn create(&self, n: NodeId, labels: &HashMap<String, String>) -> Result<Node> {
+    async fn create(&self, n: NodeId) -> Result<Node> {
         let name = format!("{}-{n}", self.run);
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
-            labels: Some(labels.clone()),
+            labels: Some(self.labels.clone()),
             open_stdin: Some(true),
             stdin_once: Some(false),
             attach_stdin: Some(true),
@@ -324,6 +327,13 @@ impl DockerNodes {
         self.nodes.len()
     }
 
+    /// The nodes whose container runs.
+    fn running(&self) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.nodes.len())
+            .map(|i| NodeId(i as u32))
+            .filter(|&n| self.is_running(n))
+    }
+
     pub(crate) fn is_running(&self, n: NodeId) -> bool {
         self.agent(n).is_ok()
     }
@@ -364,7 +374,6 @@ impl DockerNodes {
         topic: &str,
         data: Vec<u8>,
     ) -> Result<std::result::Result<(), String>> {
-        self.agent(n)?;
         Ok(self
             .answer(
                 n,
@@ -401,11 +410,7 @@ impl DockerNodes {
     }
 
     async fn reshape_all(&self) -> Result<()> {
-        let running: Vec<NodeId> = (0..self.nodes.len())
-            .map(|i| NodeId(i as u32))
-            .filter(|&n| self.is_running(n))
-            .collect();
-        try_join_all(running.into_iter().map(|n| self.shape(n))).await?;
+        try_join_all(self.running().map(|n| self.shape(n))).await?;
         Ok(())
     }
 
@@ -509,13 +514,10 @@ impl DockerNodes {
                 ip: self.nodes[n.index()].ip.to_string(),
             }],
         };
-        let calls = (0..self.nodes.len())
-            .map(|i| NodeId(i as u32))
-            .filter(|&p| p != n && self.is_running(p))
-            .map(|p| {
-                let update = update.clone();
-                async move { self.agent(p)?.call(request::Body::Peers(update)).await }
-            });
+        let calls = self.running().filter(|&p| p != n).map(|p| {
+            let update = update.clone();
+            async move { self.agent(p)?.call(request::Body::Peers(update)).await }
+        });
         try_join_all(calls).await?;
         Ok(())
     }
@@ -527,12 +529,7 @@ impl DockerNodes {
         for &(p, shape) in links {
             grown.link(n, p, shape)?;
         }
-        let labels = HashMap::from([
-            (LABEL_MANAGED.to_string(), "true".to_string()),
-            (LABEL_RUN.to_string(), self.run.clone()),
-            (LABEL_OWNER.to_string(), cleanup::owner()),
-        ]);
-        let node = self.create(n, &labels).await?;
+        let node = self.create(n).await?;
         self.topology = grown;
         self.nodes.push(node);
         for &(p, _) in links {
@@ -562,8 +559,7 @@ impl DockerNodes {
 
     /// Health of every running agent: resident memory and the delayer's counters.
     pub(crate) async fn health(&self) -> Vec<(NodeId, Result<proto::HealthReport>)> {
-        join_all((0..self.nodes.len()).map(|i| async move {
-            let n = NodeId(i as u32);
+        join_all(self.running().map(|n| async move {
             let res = async {
                 match self
                     .agent(n)?

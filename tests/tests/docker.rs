@@ -61,3 +61,57 @@ async fn killed_container_is_in_the_trace_and_explained(sim: meshsim::Sim) -> me
     sim.wait_delivered(msg, secs(20)).await?.assert_reach(1.0)?;
     Ok(())
 }
+
+/// A container that dies without the harness asking (here `docker kill` from outside) is
+/// noticed, recorded with its exit, and cited when a delivery assertion fails.
+#[meshsim::test(backend = "docker", seed = 5, timeout = "240s")]
+async fn container_dying_on_its_own_is_recorded_and_explained(
+    sim: meshsim::Sim,
+) -> meshsim::Result<()> {
+    let mut sim = sim.start(Topology::ring(4)?.with_latency(ms(10))).await?;
+    // Hold n2's traffic so the message cannot reach it before it dies.
+    let rest: Vec<NodeId> = [0, 1, 3].into_iter().map(node).collect();
+    sim.partition(&[node(2)], &rest).await?;
+    let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+    sim.wait_delivered_to(msg, &rest[1..], secs(20)).await?;
+
+    let pid = std::process::id();
+    let names = std::process::Command::new("docker")
+        .args(["ps", "--filter", "label=meshsim.managed=true", "--format"])
+        .arg("{{.Names}} {{.Label \"meshsim.owner\"}}")
+        .output()
+        .expect("the docker CLI");
+    let names = String::from_utf8_lossy(&names.stdout).into_owned();
+    let n2 = names
+        .lines()
+        .find(|l| {
+            l.contains(&format!("/{pid}/"))
+                && l.split(' ').next().is_some_and(|n| n.ends_with("-n2"))
+        })
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("n2's container among:\n{names}"))
+        .to_string();
+    let killed = std::process::Command::new("docker")
+        .args(["kill", &n2])
+        .status()
+        .expect("docker kill");
+    assert!(killed.success());
+
+    sim.wait_until(secs(20), "n2 to be recorded down", |t| {
+        t.events.iter().any(|e| {
+            e.node == Some(node(2))
+                && matches!(&e.kind, EventKind::NodeDown { reason } if reason.contains("unexpectedly"))
+        })
+    })
+    .await?;
+    let err = sim
+        .delivery(msg)?
+        .assert_reach(1.0)
+        .expect_err("n2 died before receiving")
+        .to_string();
+    assert!(
+        err.contains("n2") && err.contains("container exited unexpectedly"),
+        "{err}"
+    );
+    Ok(())
+}

@@ -384,8 +384,8 @@ pub(crate) fn explain_missing(trace: &Trace, info: &MessageInfo, missing: &[Node
         for e in trace.events.iter().rev() {
             if e.node == Some(n) {
                 match &e.kind {
-                    EventKind::NodeDown { .. } => {
-                        reason = Some(format!("stopped at {}", secs(e.t_ns)));
+                    EventKind::NodeDown { reason: why } => {
+                        reason = Some(format!("stopped at {}: {why}", secs(e.t_ns)));
                         break;
                     }
                     EventKind::NodeUp => break,

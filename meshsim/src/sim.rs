@@ -12,7 +12,7 @@ use crate::backend::{Backend, Nodes};
 use crate::error::{Error, Result, TopologyError, list_nodes};
 use crate::node::{self, GossipsubParams};
 use crate::runner::TestContext;
-use crate::topology::{LinkShape, NodeId, Topology};
+use crate::topology::{Link, LinkShape, NodeId, NodeSpec, Topology};
 use crate::trace::recorder::{Live, Recorder, State};
 use crate::trace::{Delivery, EventKind, Meta, MsgId, TopologySnapshot, Trace, trace_dir};
 
@@ -132,7 +132,15 @@ impl Sim {
             description: topology.description().to_string(),
             nodes: topology
                 .nodes()
-                .map(|i| topology.node_spec(i).expect("own node").clone())
+                .map(|i| NodeSpec {
+                    peer_id: Some(
+                        node::keypair(self.seed, i)
+                            .public()
+                            .to_peer_id()
+                            .to_string(),
+                    ),
+                    ..topology.node_spec(i).expect("own node").clone()
+                })
                 .collect(),
             links: topology.links().copied().collect(),
             overlay: overlay.clone(),
@@ -593,6 +601,29 @@ impl Simulation {
             shape.validate(p, NodeId(self.nodes.len() as u32))?;
         }
         let n = self.nodes.add(links).await?;
+        self.recorder.add_node(
+            NodeSpec {
+                id: n,
+                name: n.to_string(),
+                position: None,
+                peer_id: Some(
+                    node::keypair(self.recorder.lock().trace.meta.seed, n)
+                        .public()
+                        .to_peer_id()
+                        .to_string(),
+                ),
+            },
+            links
+                .iter()
+                .map(|&(p, shape)| Link {
+                    a: p.min(n),
+                    b: p.max(n),
+                    a_to_b: shape,
+                    b_to_a: shape,
+                })
+                .collect(),
+            links.iter().map(|&(p, _)| (n, p)).collect(),
+        );
         for &(p, _) in links {
             self.overlay.push((n, p));
             if self.nodes.is_running(p) {

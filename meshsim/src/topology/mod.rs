@@ -134,6 +134,10 @@ pub struct NodeSpec {
     /// A position, when the topology has one (geographic graphs, imports); used by the viewer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<(f64, f64)>,
+    /// The node's libp2p peer id (base58), when known: traces fill it in at start;
+    /// topologies built in code leave it empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_id: Option<String>,
 }
 
 /// A link between two nodes `a < b`, with a shape per direction.
@@ -225,6 +229,7 @@ impl Topology {
             id,
             name: id.to_string(),
             position: None,
+            peer_id: None,
         });
         id
     }

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Event, EventKind, MessageInfo, Meta, MsgId, TopologySnapshot, Trace};
-use crate::topology::NodeId;
+use crate::topology::{Link, NodeId, NodeSpec};
 
 /// State derived from the events, kept up to date for cheap waits.
 #[derive(Default)]
@@ -115,6 +115,21 @@ impl Recorder {
 
     fn bump(&self) {
         self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Adds a node the simulation started after the start, with its links, to the trace's
+    /// topology (its `node_up` event says when).
+    pub(crate) fn add_node(
+        &self,
+        spec: NodeSpec,
+        links: Vec<Link>,
+        overlay: Vec<(NodeId, NodeId)>,
+    ) {
+        let mut st = self.lock();
+        let topology = &mut st.trace.topology;
+        topology.nodes.push(spec);
+        topology.links.extend(links);
+        topology.overlay.extend(overlay);
     }
 
     /// Records an event now.

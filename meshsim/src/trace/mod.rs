@@ -5,15 +5,19 @@
 //! simulation. The JSON form is versioned ([`FORMAT`], [`VERSION`]) and documented by the
 //! JSON Schema in `meshsim/trace.schema.json`.
 
+mod check;
 mod query;
 pub(crate) mod recorder;
 mod store;
+mod tally;
 
+pub use check::Problem;
 pub(crate) use query::explain_missing;
 pub use query::{Delivery, MessageStats};
 #[cfg(feature = "docker")]
 pub(crate) use store::target_dir;
 pub use store::trace_dir;
+pub use tally::{CdfPoint, EventCounts, Tally};
 
 use serde::{Deserialize, Serialize};
 
@@ -48,7 +52,8 @@ pub struct Trace {
     pub version: u32,
     /// What ran, where and how.
     pub meta: Meta,
-    /// The network as it was at the start.
+    /// The network as it was at the start, plus nodes added during the run (their
+    /// `node_up` event says when).
     pub topology: TopologySnapshot,
     /// Every message published.
     pub messages: Vec<MessageInfo>,

@@ -25,6 +25,9 @@ pub enum Error {
     /// A trace file could not be read or written.
     #[error(transparent)]
     TraceFile(#[from] TraceFileError),
+    /// A trace in another tool's format could not be read or written.
+    #[error(transparent)]
+    TraceFormat(#[from] TraceFormatError),
     /// A node that the operation needs is not in the simulation.
     #[error("unknown node {0}: the simulation has no such node")]
     UnknownNode(NodeId),
@@ -281,5 +284,116 @@ pub enum TraceFileError {
         found: u32,
         /// Version supported.
         supported: u32,
+    },
+}
+
+/// A trace could not be converted to or from another tool's format (go-libp2p-pubsub's
+/// `TraceEvent` protobuf or JSON, the gossipsub-interop output, Chrome JSON, GraphML, DOT).
+/// Every variant says where the problem is: a byte offset, a line, or a file.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceFormatError {
+    /// The input holds no trace events at all.
+    #[error("{format}: the input is empty: it holds no trace events")]
+    Empty {
+        /// The format read.
+        format: &'static str,
+    },
+    /// A frame's length prefix is not a valid varint, or announces an absurd length.
+    #[error("{format}: bad length prefix at {at}: {why}")]
+    BadLength {
+        /// The format read.
+        format: &'static str,
+        /// Where the frame starts.
+        at: crate::export::Location,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The data ends inside a frame: the file was cut short.
+    #[error(
+        "{format}: cut short: the frame at {at} announces {needed} bytes, but only {available} remain"
+    )]
+    Truncated {
+        /// The format read.
+        format: &'static str,
+        /// Where the incomplete frame starts (its length prefix).
+        at: crate::export::Location,
+        /// The length the prefix announces.
+        needed: u64,
+        /// The bytes left after the prefix.
+        available: usize,
+    },
+    /// A frame's bytes are not a valid protobuf message of the expected type.
+    #[error("{format}: the frame at {at} is not a valid {message}: {reason}")]
+    BadFrame {
+        /// The format read.
+        format: &'static str,
+        /// Where the frame starts.
+        at: crate::export::Location,
+        /// The protobuf message expected (`TraceEvent`, `TraceEventBatch`).
+        message: &'static str,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// gzip-compressed input could not be decompressed (corrupt, or cut short).
+    #[error("gzip: {reason} (after {decompressed} decompressed bytes)")]
+    Gzip {
+        /// How many bytes were decompressed before the failure.
+        decompressed: usize,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A line of JSON input is not valid JSON, or not a JSON object of the expected shape.
+    #[error("{format}: invalid JSON at {at}: {reason}")]
+    BadJson {
+        /// The format read.
+        format: &'static str,
+        /// The line.
+        at: crate::export::Location,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An event's type is not one the schema defines.
+    #[error("{format}: unknown event type {value} at {at}")]
+    UnknownEventType {
+        /// The format read.
+        format: &'static str,
+        /// Where the event is.
+        at: crate::export::Location,
+        /// The type as found.
+        value: String,
+    },
+    /// An event lacks a field its type needs.
+    #[error("{format}: {event} event at {at} has no {field}")]
+    MissingField {
+        /// The format read.
+        format: &'static str,
+        /// Where the event is.
+        at: crate::export::Location,
+        /// The event type.
+        event: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A field has a value that cannot be used.
+    #[error("{format}: {event} event at {at}: invalid {field}: {reason}")]
+    InvalidField {
+        /// The format read.
+        format: &'static str,
+        /// Where the event is.
+        at: crate::export::Location,
+        /// The event type.
+        event: &'static str,
+        /// The field.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// Writing an export file failed.
+    #[error("writing {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
     },
 }

@@ -4,7 +4,7 @@
 //! neighbours within 300 ms (1 ms per unit of distance, as the original meshsim wired
 //! servers), every link 50 Mbit/s with 2 ms jitter and 0.5 % loss. Eight 64 KiB blocks are
 //! published from different nodes; the program prints a table per message and writes the
-//! trace.
+//! trace and its viewer.
 //!
 //! ```text
 //! cargo run --release -p meshsim-examples --example gossip
@@ -69,6 +69,9 @@ async fn run() -> meshsim::Result<()> {
         dups.iter().sum::<f64>() / dups.len().max(1) as f64
     );
     let path = sim.save_trace()?;
+    let viewer = meshsim::view::viewer_path(&path);
+    meshsim::view::write(&trace, &viewer)?;
     println!("trace written to {}", path.display());
+    println!("open {} to replay it", viewer.display());
     Ok(())
 }

@@ -99,15 +99,18 @@ extern crate self as meshsim;
 mod backend;
 mod control;
 mod error;
+pub mod export;
 pub mod node;
 mod runner;
 mod sim;
 pub mod topology;
 pub mod trace;
+pub mod view;
 
 pub use backend::Backend;
 pub use error::{
     AssertionError, Error, ImportError, ParamsError, Result, TopologyError, TraceFileError,
+    TraceFormatError,
 };
 pub use node::GossipsubParams;
 pub use sim::{ContainerStats, DEFAULT_TOPIC, Sim, Simulation};

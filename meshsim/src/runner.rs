@@ -1,5 +1,6 @@
 //! What `#[meshsim::test]` expands to calls into here: build a runtime, capture logs, run the
-//! test with a timeout, and save traces and logs when it fails (or when asked).
+//! test with a timeout, and save traces, their viewers and logs when it fails (or when
+//! `MESHSIM_SAVE_TRACES` asks for it).
 
 use std::future::Future;
 use std::io::Write;
@@ -17,6 +18,7 @@ use crate::backend::Backend;
 use crate::sim::Sim;
 use crate::trace::recorder::Recorder;
 use crate::trace::trace_dir;
+use crate::view;
 
 /// The default log filter when `MESHSIM_LOG` is not set.
 const DEFAULT_LOG: &str = "meshsim=info,warn";
@@ -49,7 +51,8 @@ impl TestContext {
         self.file_for(v.len() - 1)
     }
 
-    /// Writes every trace, and the captured log; returns the trace paths.
+    /// Writes every trace with its viewer beside it, and the captured log; returns the
+    /// viewer paths (the trace's where its viewer could not be written).
     fn save(&self, log: Option<&[u8]>) -> Vec<PathBuf> {
         let recorders = self
             .recorders
@@ -59,9 +62,18 @@ impl TestContext {
         let mut saved = Vec::new();
         for (i, r) in recorders.iter().enumerate() {
             let path = self.file_for(i);
-            match r.snapshot().save(&path) {
-                Ok(()) => saved.push(path),
-                Err(e) => eprintln!("meshsim: could not save the trace: {e}"),
+            let trace = r.snapshot();
+            if let Err(e) = trace.save(&path) {
+                eprintln!("meshsim: could not save the trace: {e}");
+                continue;
+            }
+            let viewer = view::viewer_path(&path);
+            match view::write(&trace, &viewer) {
+                Ok(()) => saved.push(viewer),
+                Err(e) => {
+                    eprintln!("meshsim: could not write the viewer: {e}");
+                    saved.push(path);
+                }
             }
         }
         if let Some(log) = log.filter(|l| !l.is_empty()) {
@@ -240,7 +252,7 @@ where
         None => {
             if keep {
                 for p in ctx.save(log) {
-                    println!("meshsim: trace saved to {}", p.display());
+                    println!("meshsim: trace saved; open {}", p.display());
                 }
             }
         }
@@ -250,7 +262,7 @@ where
             let where_ = if traces.is_empty() {
                 "no simulation was started, so no trace was saved".to_string()
             } else {
-                format!("trace saved to {}", traces.join(", "))
+                format!("trace saved; open {} to replay it", traces.join(", "))
             };
             eprintln!("meshsim: {name}: {where_}");
             match panic {

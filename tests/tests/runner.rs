@@ -32,10 +32,56 @@ fn failing_test_saves_trace_and_says_where() {
         Ok(())
     });
     let path = meshsim::trace::trace_dir(name).join("trace.json");
+    let viewer = meshsim::trace::trace_dir(name).join("trace.html");
     assert!(message.contains("p99 delivery latency"), "{message}");
     assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains(&format!("open {} to replay it", viewer.display())),
+        "{message}"
+    );
     let trace = Trace::load(&path).expect("saved trace loads");
     assert_eq!(trace.messages.len(), 1);
+    let html = std::fs::read_to_string(&viewer).expect("viewer written");
+    assert_eq!(html, meshsim::view::render(&trace));
+}
+
+/// Run only as a child of `passing_test_writes_its_viewer_when_asked`.
+#[test]
+#[ignore = "a probe run by passing_test_writes_its_viewer_when_asked"]
+fn probe_passing_test() {
+    run_test(
+        "runner_tests::passing",
+        TestArgs::default(),
+        |sim| async move {
+            let mut sim = sim.start(Topology::line(2)?).await?;
+            let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+            sim.wait_delivered(msg, secs(5)).await?;
+            Ok::<(), meshsim::Error>(())
+        },
+    );
+}
+
+#[test]
+fn passing_test_writes_its_viewer_when_asked() {
+    let dir = meshsim::trace::trace_dir("runner_tests::passing");
+    for save in [false, true] {
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child.args(["--ignored", "--exact", "probe_passing_test", "--nocapture"]);
+        if save {
+            child.env("MESHSIM_SAVE_TRACES", "1");
+        } else {
+            child.env_remove("MESHSIM_SAVE_TRACES");
+        }
+        let out = child.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert_eq!(dir.join("trace.html").exists(), save, "{stdout}");
+        assert_eq!(dir.join("trace.json").exists(), save, "{stdout}");
+        if save {
+            assert!(stdout.contains("trace.html"), "{stdout}");
+        }
+    }
 }
 
 #[test]

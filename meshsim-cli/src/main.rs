@@ -14,6 +14,7 @@
 
 mod serve;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -133,9 +134,23 @@ impl Format {
 
 type Failure = Box<dyn std::error::Error>;
 
+/// `println!` that returns an error instead of panicking when stdout is closed (`| head`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*)?
+    };
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
+        // The reader went away (`meshsim stats ... | head`): not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("meshsim: error: {e}");
             ExitCode::FAILURE
@@ -157,7 +172,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             } else {
                 let out = out.unwrap_or_else(|| meshsim::view::viewer_path(&trace));
                 meshsim::view::write(&t, &out)?;
-                println!("viewer written to {}", out.display());
+                say!("viewer written to {}", out.display());
             }
         }
         Command::Stats {
@@ -169,12 +184,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let t = Trace::load(&trace)?;
             let tally = t.tally();
             if json {
-                println!(
+                say!(
                     "{}",
                     serde_json::to_string_pretty(&tally.to_tracestat_json(&t))?
                 );
             } else {
-                println!(
+                say!(
                     "{}: {} ({}, {}), {} nodes, {} links, {} messages, {} events\n",
                     trace.display(),
                     t.meta.test,
@@ -185,11 +200,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     t.messages.len(),
                     t.events.len()
                 );
-                println!("{}", tally.counts_table(&t, per_node));
-                println!("{}", t.summary());
+                say!("{}", tally.counts_table(&t, per_node));
+                say!("{}", t.summary());
                 if cdf {
-                    println!("delivery delay from publish, all messages:");
-                    println!("{}", tally.cdf_table());
+                    say!("delivery delay from publish, all messages:");
+                    say!("{}", tally.cdf_table());
                 }
             }
         }
@@ -217,13 +232,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     Format::Interop | Format::All => unreachable!("handled above"),
                 };
                 if out == Path::new("-") {
-                    use std::io::Write;
                     std::io::stdout().write_all(&bytes)?;
                     return Ok(ExitCode::SUCCESS);
                 }
                 write_file(&out, &bytes)?;
             }
-            println!("written to {}", out.display());
+            say!("written to {}", out.display());
         }
         Command::Import { input, out } => {
             let bytes = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
@@ -234,7 +248,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let pubsub::Imported { trace: t, summary } = pubsub::import_named(&bytes, &name)?;
             let out = out.unwrap_or_else(|| beside(&input, ".meshsim.json"));
             t.save(&out)?;
-            println!(
+            say!(
                 "read {} go trace events ({:?}); {} nodes, {} messages, {} events; written to {}",
                 summary.events,
                 summary.source,
@@ -244,10 +258,10 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 out.display()
             );
             for (kind, n) in &summary.skipped {
-                println!("  skipped {n} {kind} (meshsim traces have no such event)");
+                say!("  skipped {n} {kind} (meshsim traces have no such event)");
             }
             if summary.inferred_senders > 0 {
-                println!(
+                say!(
                     "  {} deliveries named no sender; inferred from the RPC that carried them",
                     summary.inferred_senders
                 );
@@ -259,12 +273,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 match Trace::load(path) {
                     Err(e) => {
                         bad += 1;
-                        println!("{e}");
+                        say!("{e}");
                     }
                     Ok(t) => {
                         let problems = t.check();
                         if problems.is_empty() {
-                            println!(
+                            say!(
                                 "{}: ok ({} nodes, {} messages, {} events)",
                                 path.display(),
                                 t.topology.nodes.len(),
@@ -274,7 +288,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                         } else {
                             bad += 1;
                             for p in &problems {
-                                println!("{}: {p}", path.display());
+                                say!("{}: {p}", path.display());
                             }
                         }
                     }

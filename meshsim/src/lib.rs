@@ -14,7 +14,7 @@
 //!     let msg = sim.publish(node(0), meshsim::DEFAULT_TOPIC, 1024).await?;
 //!     let delivery = sim.wait_delivered(msg, secs(5)).await?;
 //!     delivery.assert_reach(1.0)?.assert_p99_latency_below(ms(1000))?;
-//!     Ok(()) // on failure the trace is saved under target/meshsim/<test>/
+//!     Ok(()) // on failure: target/meshsim/<test>/trace.json, and trace.html to replay it
 //! }
 //! # // Doctests are not compiled as tests, so run the same body directly:
 //! # meshsim::__private::run_test("doc::block_reaches_everyone", Default::default(), |sim| async move {
@@ -45,7 +45,14 @@
 //!   change links, partition and heal, stop and restart nodes, add nodes, annotate.
 //! - [`trace`]: the [`Trace`], its queries ([`Delivery`]: reach, latency percentiles,
 //!   dissemination time, duplicates per node, propagation tree and hops), assertions whose
-//!   failures explain themselves, and the versioned JSON file.
+//!   failures explain themselves, the versioned JSON file, [`Trace::tally`] (tracestat's
+//!   counts and delay CDF) and [`Trace::check`] (consistency).
+//! - [`view`]: the viewer, one self-contained HTML page per trace that replays the
+//!   propagation (written beside every trace a test saves).
+//! - [`export`]: the trace in other tools' formats (go-libp2p-pubsub `TraceEvent` protobuf and
+//!   JSON, gossipsub-interop output, Chrome/Perfetto JSON, GraphML, DOT, GML) and the import
+//!   of go-libp2p-pubsub traces. The `meshsim` command-line tool (crate `meshsim-cli`) puts
+//!   these and the viewer behind `meshsim view|stats|export|import|validate`.
 //! - [`test`]: the `#[meshsim::test]` attribute.
 //!
 //! # The in-process link model
@@ -89,7 +96,7 @@
 //! - `MESHSIM_BASE_IMAGE`: the agent image's base (must have iptables and tc) instead of the
 //!   one meshsim assembles.
 //! - `MESHSIM_TRACE_DIR`: where traces go instead of `target/meshsim`.
-//! - `MESHSIM_SAVE_TRACES=1`: save traces of passing tests too.
+//! - `MESHSIM_SAVE_TRACES=1`: save traces (and their viewers) of passing tests too.
 //! - `MESHSIM_LOG`: log filter (tracing `EnvFilter` syntax), default `meshsim=info,warn`.
 
 #![warn(missing_docs)]

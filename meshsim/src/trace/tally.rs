@@ -147,7 +147,12 @@ impl Tally {
                     .find(|s| s.id == *n)
                     .map(|s| s.name.as_str())
                     .unwrap_or("?");
-                row(&mut s, &format!("{n} ({name})"), c);
+                let label = if name == n.to_string() {
+                    name.to_string()
+                } else {
+                    format!("{n} ({name})")
+                };
+                row(&mut s, &label, c);
             }
         }
         row(&mut s, "total", &self.totals);

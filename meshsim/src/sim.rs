@@ -601,17 +601,14 @@ impl Simulation {
             shape.validate(p, NodeId(self.nodes.len() as u32))?;
         }
         let n = self.nodes.add(links).await?;
+        // Read before `add_node`, which takes the same lock.
+        let seed = self.recorder.lock().trace.meta.seed;
         self.recorder.add_node(
             NodeSpec {
                 id: n,
                 name: n.to_string(),
                 position: None,
-                peer_id: Some(
-                    node::keypair(self.recorder.lock().trace.meta.seed, n)
-                        .public()
-                        .to_peer_id()
-                        .to_string(),
-                ),
+                peer_id: Some(node::keypair(seed, n).public().to_peer_id().to_string()),
             },
             links
                 .iter()

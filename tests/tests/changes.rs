@@ -128,6 +128,24 @@ async fn added_node_joins_the_mesh(sim: meshsim::Sim) -> meshsim::Result<()> {
     assert!(d.info().expected.contains(&new));
     let t = d.latency_of(new).expect("delivered");
     assert!(t >= ms(25) && t < ms(35), "{t:?}");
+    // The trace's topology includes the new node and its links, so viewers and exports see it.
+    let trace = sim.trace();
+    assert!(
+        trace
+            .topology
+            .nodes
+            .iter()
+            .any(|n| n.id == new && n.peer_id.is_some())
+    );
+    let links: Vec<_> = trace
+        .topology
+        .links
+        .iter()
+        .filter(|l| l.b == new)
+        .map(|l| (l.a, l.a_to_b.latency))
+        .collect();
+    assert_eq!(links, [(node(0), ms(25)), (node(2), ms(25))]);
+    assert!(trace.check().is_empty(), "{:?}", trace.check());
     Ok(())
 }
 

@@ -289,8 +289,12 @@ pub fn to_dot(trace: &Trace) -> String {
         }
         let _ = writeln!(s, ", label={}];", dot_quote(&label));
     }
-    let linked: BTreeSet<(NodeId, NodeId)> =
-        trace.topology.links.iter().map(|l| (l.a, l.b)).collect();
+    let linked: BTreeSet<(NodeId, NodeId)> = trace
+        .topology
+        .links
+        .iter()
+        .map(|l| (l.a.min(l.b), l.a.max(l.b)))
+        .collect();
     let overlay: BTreeSet<(NodeId, NodeId)> = trace
         .topology
         .overlay

@@ -157,10 +157,11 @@ pub(crate) struct PeerIds {
 impl PeerIds {
     pub(crate) fn new(trace: &Trace) -> Self {
         let mut ids = BTreeMap::new();
-        for s in &trace.topology.nodes {
-            ids.insert(s.id, peer_id(trace, s.id));
-        }
         let seed = trace.meta.seed;
+        for s in &trace.topology.nodes {
+            let id = s.peer_id.as_deref().and_then(|p| p.parse().ok());
+            ids.insert(s.id, id.unwrap_or_else(|| derived_peer_id(seed, s.id)));
+        }
         for n in mentioned_nodes(trace) {
             ids.entry(n).or_insert_with(|| derived_peer_id(seed, n));
         }

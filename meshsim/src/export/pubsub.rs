@@ -44,10 +44,10 @@
 //! - one node per peer id seen as an event's source or as the peer of an imported event, in
 //!   order of first appearance, named by the short form of the peer id (`12*Wt5nvg`, as Go's
 //!   `peer.ID.ShortString`) with `peer_id` set;
-//! - a message per `PUBLISH_MESSAGE`: an 8-byte message id becomes that big-endian `u64`,
-//!   other ids get numbers no 8-byte id uses; its `expected` nodes are those that had joined
-//!   the topic at publish time (the origin excluded) or, if the trace has no `JOIN` at all,
-//!   the nodes that delivered it; its size is unknown and recorded as 0;
+//! - a message per `PUBLISH_MESSAGE`: an 8-byte message id below 2^53 becomes that
+//!   big-endian `u64`, other ids get numbers no such id uses; its `expected` nodes are those
+//!   that had joined the topic at publish time and every node that delivered it anyway (a
+//!   `JOIN` the trace missed), the origin excluded; its size is unknown and recorded as 0;
 //! - the events of the table above, in time order, `t_ns` counted from the earliest
 //!   timestamp (which becomes `meta.started_at_unix_ns`). A `DELIVER_MESSAGE` at the
 //!   publisher of its own message is dropped; a second `DELIVER_MESSAGE` of a message at the
@@ -103,9 +103,13 @@ pub const GOSSIPSUB_PROTOCOL: &str = "/meshsub/1.3.0";
 /// Frames longer than this are refused as corrupt (`traced` itself reads at most 4 MiB).
 pub const MAX_FRAME: usize = 16 << 20;
 
-/// The most a gzip-compressed trace may decompress to (4 GiB): a guard against a small
-/// file that expands without end.
-const MAX_DECOMPRESSED: u64 = 4 << 30;
+/// The largest message number kept from an 8-byte message id: JavaScript (the viewer) and
+/// most JSON readers hold numbers as doubles, exact only up to 2^53.
+const MAX_EXACT_ID: u64 = (1 << 53) - 1;
+
+/// The most a gzip-compressed trace may decompress to (1 GiB; `traced` rotates its files at
+/// 64 MiB compressed): a guard against a small file that expands without end.
+const MAX_DECOMPRESSED: u64 = 1 << 30;
 
 const PB: &str = "go-libp2p-pubsub protobuf trace";
 const JSON: &str = "go-libp2p-pubsub JSON trace";
@@ -490,25 +494,35 @@ pub fn import(bytes: &[u8]) -> Result<Trace, TraceFormatError> {
 /// Decodes a go-libp2p-pubsub trace (protobuf or ND-JSON, optionally gzip-compressed) into
 /// its `TraceEvent`s, in file order, without interpreting them.
 pub fn read_events(bytes: &[u8]) -> Result<Vec<pb::TraceEvent>, TraceFormatError> {
-    Ok(decode(bytes)?.1.into_iter().map(|(_, ev)| ev).collect())
+    let mut out = Vec::new();
+    decode(bytes, &mut |_, ev| {
+        out.push(ev);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Reads a go-libp2p-pubsub trace into a [`Trace`] named `test`, with a summary of what was
 /// skipped. See the module docs.
 pub fn import_named(bytes: &[u8], test: &str) -> Result<Imported, TraceFormatError> {
-    let (source, decoded) = decode(bytes)?;
+    // Each event is checked and shrunk to a `Rec` as soon as it is decoded.
+    let mut recs = Vec::new();
+    let source = decode(bytes, &mut |at, ev| {
+        let format = match at {
+            Location::Line(_) => JSON,
+            Location::Offset { .. } => PB,
+        };
+        recs.push(Rec::of(format, at, ev)?);
+        Ok(())
+    })?;
     let format = match source {
         SourceFormat::Protobuf | SourceFormat::ProtobufGzip => PB,
         SourceFormat::Json | SourceFormat::JsonGzip => JSON,
     };
-    if decoded.is_empty() {
+    if recs.is_empty() {
         return Err(TraceFormatError::Empty { format });
     }
-    let total = decoded.len();
-    let mut recs = decoded
-        .into_iter()
-        .map(|(at, ev)| Rec::of(format, at, ev))
-        .collect::<Result<Vec<_>, _>>()?;
+    let total = recs.len();
     // Files from `traced` interleave many peers' batches: put everything in time order.
     recs.sort_by_key(|r| r.t);
     Ok(Builder::new(test, source).build(recs, total))
@@ -773,15 +787,16 @@ impl Builder {
                 _ => None,
             })
             .map(u64::from_be_bytes)
+            .filter(|&id| id <= MAX_EXACT_ID)
             .collect();
         let mut next = 0u64;
         for r in &recs {
             if let RecKind::Publish { msg, .. } = &r.kind
                 && !msgs.contains_key(msg)
             {
-                let id = match <[u8; 8]>::try_from(msg.as_slice()) {
-                    Ok(b) => u64::from_be_bytes(b),
-                    Err(_) => {
+                let id = match <[u8; 8]>::try_from(msg.as_slice()).map(u64::from_be_bytes) {
+                    Ok(id) if id <= MAX_EXACT_ID => id,
+                    _ => {
                         while used.contains(&next) {
                             next += 1;
                         }
@@ -800,7 +815,6 @@ impl Builder {
                 );
             }
         }
-        let any_join = recs.iter().any(|r| matches!(r.kind, RecKind::Join(_)));
         let mut subscriptions: HashMap<NodeId, BTreeSet<String>> = HashMap::new();
         let mut delivered: HashSet<(NodeId, MsgId)> = HashSet::new();
         let mut rpc_sender: HashMap<(NodeId, Vec<u8>), Vec<u8>> = HashMap::new();
@@ -910,23 +924,19 @@ impl Builder {
                 kind,
             });
         }
-        if !any_join {
-            // Without subscriptions in the trace, the nodes that got a message are the ones
-            // that should have.
-            let mut got: HashMap<MsgId, BTreeSet<NodeId>> = HashMap::new();
-            for e in &self.events {
-                if let (Some(n), EventKind::Delivered { msg, .. }) = (e.node, &e.kind) {
-                    got.entry(*msg).or_default().insert(n);
-                }
+        // Expected: the subscribers at publish, and every node that got the message anyway
+        // (a node whose JOIN the trace missed, or every receiver when it has no JOINs).
+        let mut got: HashMap<MsgId, BTreeSet<NodeId>> = HashMap::new();
+        for e in &self.events {
+            if let (Some(n), EventKind::Delivered { msg, .. }) = (e.node, &e.kind) {
+                got.entry(*msg).or_default().insert(n);
             }
-            for m in &mut self.messages {
-                m.expected = got
-                    .remove(&m.id)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|&n| n != m.origin)
-                    .collect();
-            }
+        }
+        for m in &mut self.messages {
+            let mut expected: BTreeSet<NodeId> = m.expected.iter().copied().collect();
+            expected.extend(got.remove(&m.id).unwrap_or_default());
+            expected.remove(&m.origin);
+            m.expected = expected.into_iter().collect();
         }
         self.finish(t0, total)
     }
@@ -1007,9 +1017,12 @@ impl Builder {
 }
 
 /// Decodes the input into `TraceEvent`s with where each was found.
-fn decode(
-    bytes: &[u8],
-) -> Result<(SourceFormat, Vec<(Location, pb::TraceEvent)>), TraceFormatError> {
+/// Receives each event as it is decoded, so a caller can check and shrink it at once rather
+/// than hold every decoded `TraceEvent` (about 1 KiB each in memory, whatever its size on disk).
+type Sink<'a> = &'a mut dyn FnMut(Location, pb::TraceEvent) -> Result<(), TraceFormatError>;
+
+/// Decodes `bytes`, passing every event to `sink`; returns the form they were in.
+fn decode(bytes: &[u8], sink: Sink<'_>) -> Result<SourceFormat, TraceFormatError> {
     let gz = bytes.starts_with(&[0x1f, 0x8b]);
     let data: Cow<[u8]> = if gz {
         let mut out = Vec::new();
@@ -1035,14 +1048,11 @@ fn decode(
     };
     if data.iter().all(|b| b.is_ascii_whitespace()) {
         // Nothing but blank lines: an empty JSON trace, not a cut protobuf frame.
-        return Ok((
-            if gz {
-                SourceFormat::JsonGzip
-            } else {
-                SourceFormat::Json
-            },
-            Vec::new(),
-        ));
+        return Ok(if gz {
+            SourceFormat::JsonGzip
+        } else {
+            SourceFormat::Json
+        });
     }
     if looks_like_json(&data) {
         let source = if gz {
@@ -1050,14 +1060,16 @@ fn decode(
         } else {
             SourceFormat::Json
         };
-        Ok((source, decode_json(&data)?))
+        decode_json(&data, sink)?;
+        Ok(source)
     } else {
         let source = if gz {
             SourceFormat::ProtobufGzip
         } else {
             SourceFormat::Protobuf
         };
-        Ok((source, decode_protobuf(&data, gz)?))
+        decode_protobuf(&data, gz, sink)?;
+        Ok(source)
     }
 }
 
@@ -1092,8 +1104,8 @@ fn read_varint(data: &[u8]) -> Result<(u64, usize), bool> {
 fn decode_protobuf(
     data: &[u8],
     decompressed: bool,
-) -> Result<Vec<(Location, pb::TraceEvent)>, TraceFormatError> {
-    let mut out = Vec::new();
+    sink: Sink<'_>,
+) -> Result<(), TraceFormatError> {
     let mut offset = 0;
     while offset < data.len() {
         let at = Location::Offset {
@@ -1139,19 +1151,21 @@ fn decode_protobuf(
         if frame.first() == Some(&0x0a) {
             let batch =
                 pb::TraceEventBatch::decode(frame).map_err(|e| bad("TraceEventBatch", e))?;
-            out.extend(batch.batch.into_iter().map(|ev| (at, ev)));
+            for ev in batch.batch {
+                sink(at, ev)?;
+            }
         } else {
-            out.push((
+            sink(
                 at,
                 pb::TraceEvent::decode(frame).map_err(|e| bad("TraceEvent", e))?,
-            ));
+            )?;
         }
         offset = body + len;
     }
-    Ok(out)
+    Ok(())
 }
 
-fn decode_json(data: &[u8]) -> Result<Vec<(Location, pb::TraceEvent)>, TraceFormatError> {
+fn decode_json(data: &[u8], sink: Sink<'_>) -> Result<(), TraceFormatError> {
     let text = std::str::from_utf8(data).map_err(|e| {
         let line = 1 + data[..e.valid_up_to()]
             .iter()
@@ -1164,7 +1178,6 @@ fn decode_json(data: &[u8]) -> Result<Vec<(Location, pb::TraceEvent)>, TraceForm
         }
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut out = Vec::new();
     for (i, line) in text.split('\n').enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -1176,16 +1189,16 @@ fn decode_json(data: &[u8]) -> Result<Vec<(Location, pb::TraceEvent)>, TraceForm
             at,
             reason: e.to_string(),
         })?;
-        out.push((
+        sink(
             at,
             JsonEvent {
                 at,
                 event: "TraceEvent",
             }
             .event(&v)?,
-        ));
+        )?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Reads one JSON `TraceEvent`, as Go's `encoding/json` writes it (and, leniently, as
@@ -2051,7 +2064,9 @@ mod tests {
             ),
             "{e:?}"
         );
-        let e = json("{\"type\":9, \"peerID\":\"AQ==\", \"timestamp\":1}\n{\"type\":");
+        let e = json(
+            "{\"type\":9, \"peerID\":\"AQ==\", \"timestamp\":1, \"join\":{\"topic\":\"a\"}}\n{\"type\":",
+        );
         assert!(
             matches!(
                 e,

@@ -66,7 +66,8 @@ pub struct Trace {
 pub struct Meta {
     /// The test (or program) that ran the simulation.
     pub test: String,
-    /// The backend: `in-process`.
+    /// The backend: `in-process`, `docker`, or `imported` (a trace converted from another
+    /// tool's format).
     pub backend: String,
     /// How links were shaped, e.g. `simulated (user space)`.
     pub shaping: String,

@@ -139,14 +139,14 @@ impl Tally {
             "node", "publish", "deliver", "duplicate", "graft", "prune", "connect", "disconnect"
         );
         if per_node {
+            let names: BTreeMap<NodeId, &str> = trace
+                .topology
+                .nodes
+                .iter()
+                .map(|s| (s.id, s.name.as_str()))
+                .collect();
             for (n, c) in &self.per_node {
-                let name = trace
-                    .topology
-                    .nodes
-                    .iter()
-                    .find(|s| s.id == *n)
-                    .map(|s| s.name.as_str())
-                    .unwrap_or("?");
+                let name = names.get(n).copied().unwrap_or("?");
                 let label = if name == n.to_string() {
                     name.to_string()
                 } else {
@@ -176,36 +176,35 @@ impl Tally {
     }
 
     /// The figures in `tracestat -json`'s shape:
-    /// `{"Events":{"PerPeer":{..},"Totals":{..}},"Delays":{"PerMessage":{..},"CDF":[{"Millis","Count"}]}}`,
-    /// with node names for peers and message numbers for message ids.
+    /// `{"Events":{"PerPeer":{<peer id>:{..}},"Totals":{..}},"Delays":{"PerMessage":{<hex message id>:[ms,..]},"CDF":[{"Millis","Count"}]}}`,
+    /// with tracestat's counters (`Publish`, `Deliver`, `Duplicate`, `Reject`, `SendRPC`,
+    /// `DropRPC`; meshsim records no rejects or RPCs, so those are 0), peers by the peer ids
+    /// and messages by the message ids the go-libp2p-pubsub export gives them.
     pub fn to_tracestat_json(&self, trace: &Trace) -> serde_json::Value {
         let counts = |c: &EventCounts| {
             serde_json::json!({
                 "Publish": c.publish,
                 "Deliver": c.deliver,
                 "Duplicate": c.duplicate,
-                "Graft": c.graft,
-                "Prune": c.prune,
-                "Connect": c.connect,
-                "Disconnect": c.disconnect,
+                "Reject": 0,
+                "SendRPC": 0,
+                "DropRPC": 0,
             })
         };
-        let name = |n: NodeId| {
-            trace
-                .topology
-                .nodes
+        let peers = crate::export::PeerIds::new(trace);
+        let hex = |m: MsgId| {
+            crate::export::pubsub::message_id(m)
                 .iter()
-                .find(|s| s.id == n)
-                .and_then(|s| s.peer_id.clone())
-                .unwrap_or_else(|| n.to_string())
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         };
         serde_json::json!({
             "Events": {
-                "PerPeer": self.per_node.iter().map(|(n, c)| (name(*n), counts(c))).collect::<serde_json::Map<_, _>>(),
+                "PerPeer": self.per_node.iter().map(|(n, c)| (peers.get(*n).to_base58(), counts(c))).collect::<serde_json::Map<_, _>>(),
                 "Totals": counts(&self.totals),
             },
             "Delays": {
-                "PerMessage": self.delays.iter().map(|(m, d)| (m.0.to_string(), serde_json::json!(d))).collect::<serde_json::Map<_, _>>(),
+                "PerMessage": self.delays.iter().map(|(m, d)| (hex(*m), serde_json::json!(d))).collect::<serde_json::Map<_, _>>(),
                 "CDF": self.cdf.iter().map(|p| serde_json::json!({"Millis": p.millis, "Count": p.count})).collect::<Vec<_>>(),
             }
         })
@@ -297,6 +296,10 @@ mod tests {
         );
         let json = tally.to_tracestat_json(&t);
         assert_eq!(json["Events"]["Totals"]["Deliver"], 2);
+        assert_eq!(json["Events"]["Totals"]["SendRPC"], 0);
+        assert_eq!(json["Delays"]["PerMessage"]["0000000000000000"][1], 21);
+        let peer = crate::export::peer_id(&t, NodeId(1)).to_base58();
+        assert_eq!(json["Events"]["PerPeer"][&peer]["Duplicate"], 1);
         assert_eq!(json["Delays"]["CDF"][1]["Count"], 2);
         assert!(tally.cdf_table().contains("100.0%"));
         assert!(tally.counts_table(&t, true).lines().count() == 5);

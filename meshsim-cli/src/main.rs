@@ -257,12 +257,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 t.events.len(),
                 out.display()
             );
-            for (kind, n) in &summary.skipped {
-                say!("  skipped {n} {kind} (meshsim traces have no such event)");
+            for (reason, n) in &summary.skipped {
+                say!("  skipped {n}: {reason}");
             }
             if summary.inferred_senders > 0 {
                 say!(
-                    "  {} deliveries named no sender; inferred from the RPC that carried them",
+                    "  {} deliveries named no sender: taken from the RPC that carried them, else the message's origin",
                     summary.inferred_senders
                 );
             }

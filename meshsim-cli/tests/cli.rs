@@ -166,9 +166,9 @@ fn view_writes_the_page_beside_the_trace() {
 }
 
 /// One HTTP/1.1 request; returns the status line and the body.
-fn get(addr: &str, target: &str) -> (String, String) {
+fn get(addr: &str, host: &str, target: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {target} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    write!(s, "GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
     let mut all = String::new();
     s.read_to_string(&mut all).unwrap();
     let (head, body) = all.split_once("\r\n\r\n").unwrap();
@@ -195,11 +195,13 @@ fn view_serves_the_page_on_loopback() {
     let result = std::panic::catch_unwind(|| {
         let addr = addr.expect("the URL is printed");
         assert!(addr.starts_with("127.0.0.1:"), "{line}");
-        let (status, body) = get(&addr, "/");
+        let (status, body) = get(&addr, &addr, "/");
         assert_eq!(status, "HTTP/1.1 200 OK");
         assert_eq!(body, meshsim::view::render(real_trace()));
-        let (status, _) = get(&addr, "/../../etc/passwd");
+        let (status, _) = get(&addr, &addr, "/../../etc/passwd");
         assert_eq!(status, "HTTP/1.1 404 Not Found");
+        let (status, _) = get(&addr, "evil.example:80", "/");
+        assert_eq!(status, "HTTP/1.1 403 Forbidden", "DNS rebinding is refused");
     });
     child.kill().unwrap();
     child.wait().unwrap();

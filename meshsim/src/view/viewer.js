@@ -703,7 +703,8 @@
         delivered += st.delivered;
         duplicates += st.dupTotal;
         if (!st.latSorted) { st.lat.sort((a, b) => a - b); st.latSorted = true; }
-        lat = list.length === 1 ? st.lat : lat.concat(st.lat);
+        if (list.length === 1) lat = st.lat;
+        else for (const x of st.lat) lat.push(x);
       }
       if (list.length > 1) lat.sort((a, b) => a - b);
       return {
@@ -1411,7 +1412,14 @@
       };
       for (const e of this.model.edges) { add(e.ab); add(e.ba); }
       for (const ev of this.model.events) if (ev.type === 'link_changed') add(normShape(ev.shape));
-      const range = (v) => (v.length ? [Math.min(...v), Math.max(...v)] : [0, 0]);
+      // A loop, not Math.min(...v): spreading 100k+ values overflows the call stack.
+      const range = (v) => {
+        if (!v.length) return [0, 0];
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (const x of v) { if (x < lo) lo = x; if (x > hi) hi = x; }
+        return [lo, hi];
+      };
       this.scales = { latency: range(lat), loss: range(loss), bandwidth: range(bw) };
     }
 

@@ -68,6 +68,9 @@ async fn run() -> meshsim::Result<()> {
         worst_reach * 100.0,
         dups.iter().sum::<f64>() / dups.len().max(1) as f64
     );
+    if let Some(lag) = trace.lag {
+        println!("{lag}");
+    }
     let path = sim.save_trace()?;
     let viewer = meshsim::view::viewer_path(&path);
     meshsim::view::write(&trace, &viewer)?;

@@ -63,7 +63,11 @@
 //! probability `loss`) the write arrives one RTO later, `RTT + 200 ms`, doubling for each
 //! further loss. A partition holds all bytes until the heal, then delivers them one latency
 //! later. Opening a connection takes one round trip. Timers have tokio's 1 ms resolution, and
-//! on a busy CPU deliveries run late: that lag is real and shows up in measured latencies.
+//! on a busy CPU deliveries run late: that lag is real and shows up in measured latencies. The
+//! links measure it (how long after its modelled arrival each delivery was taken), the trace
+//! records it ([`Trace::lag`], [`LinkLag`]), and a run whose p99 is above
+//! [`Sim::with_lag_threshold`] (default 5 ms) is flagged in the trace, in a warning when the
+//! simulation stops, in assertion failures, and in the viewer.
 //!
 //! # The Docker backend
 //! `#[meshsim::test(backend = "docker")]` (or `"both"`: one test per backend, named
@@ -120,9 +124,9 @@ pub use error::{
     TraceFormatError,
 };
 pub use node::GossipsubParams;
-pub use sim::{ContainerStats, DEFAULT_TOPIC, Sim, Simulation};
+pub use sim::{ContainerStats, DEFAULT_LAG_THRESHOLD, DEFAULT_TOPIC, Sim, Simulation};
 pub use topology::{GeoParams, Link, LinkShape, NodeId, Overlay, Topology, node};
-pub use trace::{Delivery, Event, EventKind, MsgId, Trace};
+pub use trace::{Delivery, Event, EventKind, LinkLag, MsgId, Trace};
 
 /// Marks an `async fn(sim: meshsim::Sim) -> meshsim::Result<()>` as a test.
 ///

@@ -14,7 +14,7 @@ use crate::node::{self, GossipsubParams};
 use crate::runner::TestContext;
 use crate::topology::{Link, LinkShape, NodeId, NodeSpec, Topology};
 use crate::trace::recorder::{Live, Recorder, State};
-use crate::trace::{Delivery, EventKind, Meta, MsgId, TopologySnapshot, Trace, trace_dir};
+use crate::trace::{Delivery, EventKind, LinkLag, Meta, MsgId, TopologySnapshot, Trace, trace_dir};
 
 /// The topic nodes subscribe to unless the test names others.
 pub const DEFAULT_TOPIC: &str = "meshsim";
@@ -28,8 +28,12 @@ pub struct Sim {
     params: GossipsubParams,
     topics: Vec<String>,
     ready_timeout: Duration,
+    lag_threshold: Duration,
     ctx: Option<Arc<TestContext>>,
 }
+
+/// The p99 link lag above which a trace is flagged (see [`Sim::with_lag_threshold`]).
+pub const DEFAULT_LAG_THRESHOLD: Duration = Duration::from_millis(5);
 
 impl Sim {
     /// A simulation named `test` (traces go to [`trace_dir`]`(test)`), on the backend named by
@@ -42,6 +46,7 @@ impl Sim {
             params: GossipsubParams::default(),
             topics: vec![DEFAULT_TOPIC.to_string()],
             ready_timeout: Duration::from_secs(60),
+            lag_threshold: DEFAULT_LAG_THRESHOLD,
             ctx: None,
         })
     }
@@ -54,6 +59,7 @@ impl Sim {
             params: GossipsubParams::default(),
             topics: vec![DEFAULT_TOPIC.to_string()],
             ready_timeout: Duration::from_secs(60),
+            lag_threshold: DEFAULT_LAG_THRESHOLD,
             ctx: Some(ctx),
         }
     }
@@ -94,6 +100,15 @@ impl Sim {
     /// Every node subscribes to these topics at start (instead of [`DEFAULT_TOPIC`]).
     pub fn with_topics<S: Into<String>>(mut self, topics: impl IntoIterator<Item = S>) -> Self {
         self.topics = topics.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The p99 link lag above which the run is flagged (default [`DEFAULT_LAG_THRESHOLD`],
+    /// 5 ms; in-process backend). The links measure how late the busy CPU lets nodes take
+    /// what arrived; the trace records it ([`Trace::lag`](crate::Trace::lag)), and above this
+    /// the trace says so, the simulation warns when it stops, and assertion failures add it.
+    pub fn with_lag_threshold(mut self, threshold: Duration) -> Self {
+        self.lag_threshold = threshold;
         self
     }
 
@@ -158,6 +173,7 @@ impl Sim {
             },
             snapshot,
         ));
+        recorder.set_lag_threshold(self.lag_threshold);
         let trace_file = match &self.ctx {
             Some(ctx) => ctx.register(recorder.clone()),
             None => trace_dir(&self.test).join("trace.json"),
@@ -703,7 +719,14 @@ impl Simulation {
         Ok(self.trace_file.clone())
     }
 
-    /// Stops every node (removing every container) and returns the final trace.
+    /// How late the simulated links have delivered so far (in-process backend; `None` on
+    /// Docker, whose delay is in the kernel).
+    pub fn link_lag(&self) -> Option<LinkLag> {
+        self.recorder.lag()
+    }
+
+    /// Stops every node (removing every container) and returns the final trace. Warns when
+    /// the links ran later than the lag threshold.
     pub async fn stop(mut self) -> Trace {
         for n in self.nodes.shutdown().await {
             self.recorder.record(
@@ -713,7 +736,11 @@ impl Simulation {
                 },
             );
         }
-        self.recorder.snapshot()
+        let trace = self.recorder.snapshot();
+        if let Some(lag) = trace.lag.filter(|l| l.exceeded) {
+            println!("meshsim: warning: {lag}");
+        }
+        trace
     }
 }
 

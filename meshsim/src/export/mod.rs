@@ -518,6 +518,7 @@ pub(crate) mod sample {
                 },
             ],
             events,
+            lag: None,
         }
     }
 }

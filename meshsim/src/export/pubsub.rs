@@ -1002,6 +1002,7 @@ impl Builder {
             },
             messages: self.messages,
             events: self.events,
+            lag: None,
         };
         Imported {
             trace,

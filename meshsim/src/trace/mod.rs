@@ -59,6 +59,52 @@ pub struct Trace {
     pub messages: Vec<MessageInfo>,
     /// Everything that happened, in time order.
     pub events: Vec<Event>,
+    /// How late the simulated links delivered (in-process backend; absent elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<LinkLag>,
+}
+
+/// How late the in-process links handed bytes to the receiving nodes, compared with the link
+/// model's arrival times: the CPU's share of every measured latency. On a busy machine (many
+/// nodes on few cores) timers fire late and node tasks wait for a core, so a 50 ms link
+/// delivers at 50 ms plus this lag. `exceeded` flags a run whose p99 is above the threshold
+/// ([`crate::Sim::with_lag_threshold`]): its timings say more about the CPU than the links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkLag {
+    /// Releases measured (one per chunk of bytes delivered over a link direction).
+    pub samples: u64,
+    /// Median lag, in ns (1 % resolution, at least 1 µs).
+    pub p50_ns: u64,
+    /// 99th-percentile lag, in ns.
+    pub p99_ns: u64,
+    /// Largest lag, in ns.
+    pub max_ns: u64,
+    /// The p99 above which the run is flagged, in ns.
+    pub threshold_ns: u64,
+    /// `p99_ns > threshold_ns`.
+    pub exceeded: bool,
+}
+
+impl std::fmt::Display for LinkLag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        write!(
+            f,
+            "the simulated links ran late by p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} deliveries",
+            ms(self.p50_ns),
+            ms(self.p99_ns),
+            ms(self.max_ns),
+            self.samples
+        )?;
+        if self.exceeded {
+            write!(
+                f,
+                " (p99 above the {:.2} ms threshold: the CPU, not the links, set these timings)",
+                ms(self.threshold_ns)
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// What ran, where and how.

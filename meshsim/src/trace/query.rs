@@ -351,7 +351,10 @@ impl Delivery {
         }
     }
 
-    fn fail(&self, message: String) -> Error {
+    fn fail(&self, mut message: String) -> Error {
+        if let Some(lag) = self.trace.lag.filter(|l| l.exceeded) {
+            message.push_str(&format!("\n  note: {lag}"));
+        }
         Error::Assertion(AssertionError {
             message,
             saved_to: self.saved_to.clone(),

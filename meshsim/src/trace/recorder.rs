@@ -1,13 +1,14 @@
 //! The live trace: nodes record events as they happen; waits watch it change.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Event, EventKind, MessageInfo, Meta, MsgId, TopologySnapshot, Trace};
+use super::{Event, EventKind, LinkLag, MessageInfo, Meta, MsgId, TopologySnapshot, Trace};
+use crate::backend::inprocess::lag::LagMeter;
 use crate::topology::{Link, NodeId, NodeSpec};
 
 /// State derived from the events, kept up to date for cheap waits.
@@ -62,6 +63,14 @@ pub(crate) struct Recorder {
     start: Instant,
     state: Mutex<State>,
     changed: watch::Sender<u64>,
+    lag: Mutex<LagSetting>,
+}
+
+/// The links' lag meter (in-process backend) and the p99 that flags a run.
+#[derive(Default)]
+struct LagSetting {
+    threshold: Duration,
+    meter: Option<Arc<LagMeter>>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -92,11 +101,33 @@ impl Recorder {
                     topology,
                     messages: Vec::new(),
                     events: Vec::new(),
+                    lag: None,
                 },
                 live: Live::default(),
             }),
             changed: watch::channel(0).0,
+            lag: Mutex::new(LagSetting::default()),
         }
+    }
+
+    fn lag_setting(&self) -> MutexGuard<'_, LagSetting> {
+        self.lag.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The p99 link lag above which the trace flags the run.
+    pub(crate) fn set_lag_threshold(&self, threshold: Duration) {
+        self.lag_setting().threshold = threshold;
+    }
+
+    /// Reports the links' lag in every snapshot from now on.
+    pub(crate) fn measure_lag(&self, meter: Arc<LagMeter>) {
+        self.lag_setting().meter = Some(meter);
+    }
+
+    /// The links' lag so far, when they measure it.
+    pub(crate) fn lag(&self) -> Option<LinkLag> {
+        let s = self.lag_setting();
+        s.meter.as_ref().map(|m| m.report(s.threshold))
     }
 
     /// Nanoseconds since the simulation started.
@@ -242,7 +273,9 @@ impl Recorder {
 
     /// A copy of the whole trace so far.
     pub(crate) fn snapshot(&self) -> Trace {
-        self.lock().trace.clone()
+        let mut trace = self.lock().trace.clone();
+        trace.lag = self.lag();
+        trace
     }
 }
 

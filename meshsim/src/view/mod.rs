@@ -230,6 +230,7 @@ mod tests {
                     },
                 },
             ],
+            lag: None,
         }
     }
 

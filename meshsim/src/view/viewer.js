@@ -24,7 +24,7 @@
  *   #message   <select>: "all" or a message id.      #goto-msg jumps to just before its publish.
  *   Also: #skip-idle (checkbox), #colorby ("received" | "duplicates"), #linkcolor ("latency" |
  *   "loss" | "bandwidth"), #fit, #log (newest event first), #current-event, #node-info,
- *   #message-info, #partition-banner, #annotation-banner (hidden when nothing to show).
+ *   #message-info, #lag-banner, #partition-banner, #annotation-banner (hidden when nothing to show).
  *   #stats     figures for the selected message at the playhead, in elements with
  *              data-stat="reach|p50|p99|dissemination|duplicates" (text) and data-value (raw:
  *              reach as a fraction, latencies in ns, duplicates as a count; "" when none).
@@ -172,6 +172,8 @@
       trace = trace && typeof trace === 'object' ? trace : {};
       const topo = trace.topology && typeof trace.topology === 'object' ? trace.topology : {};
       this.meta = trace.meta && typeof trace.meta === 'object' ? trace.meta : {};
+      /** The links' measured lag (in-process traces), or null. */
+      this.lag = trace.lag && typeof trace.lag === 'object' ? trace.lag : null;
       this.description = str(topo.description);
       this.nodes = [];
       this.nodeIndex = new Map();
@@ -1304,6 +1306,15 @@
         m.description,
       ].filter(Boolean);
       $('meta').textContent = bits.join(' · ');
+      // A run whose links ran late is flagged for its whole length: its timings are the CPU's.
+      const lag = m.lag;
+      if (lag && lag.exceeded === true) {
+        const ms = (ns) => `${(Number(ns) / 1e6).toFixed(2)} ms`;
+        const lb = $('lag-banner');
+        lb.textContent = `links ran late: p99 ${ms(lag.p99_ns)}, max ${ms(lag.max_ns)} ` +
+          `(threshold ${ms(lag.threshold_ns)}); timings in this run are set by the CPU, not the links`;
+        lb.hidden = false;
+      }
       $('meta').title = [str(meta.shaping), str(meta.meshsim_version) && `meshsim ${str(meta.meshsim_version)}`].filter(Boolean).join(' · ');
       const sel = $('message');
       for (const msg of m.messages) this.addMessageOption(msg);

@@ -21,6 +21,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 
+use super::lag::LagMeter;
 use crate::topology::LinkShape;
 
 /// Bytes of payload per simulated packet (a typical TCP MSS).
@@ -137,6 +139,7 @@ impl Drop for Sender {
 /// The receiving half of a direction.
 struct Receiver {
     chan: mpsc::UnboundedReceiver<Chunk>,
+    lag: Arc<LagMeter>,
     path: watch::Receiver<PathState>,
     pending: Option<Chunk>,
     current: Vec<u8>,
@@ -202,6 +205,9 @@ impl Receiver {
             self.last_release = at;
             match self.pending.take().expect("pending chunk").data {
                 Some(data) => {
+                    // How long after its modelled arrival the reading node took the bytes.
+                    self.lag
+                        .record(Instant::now().saturating_duration_since(at));
                     self.current = data;
                     self.pos = 0;
                 }
@@ -219,11 +225,13 @@ pub(crate) struct SimStream {
 }
 
 /// Makes a connected pair `(dialer end, listener end)`. `out` shapes dialer -> listener,
-/// `back` listener -> dialer; `seed` drives jitter and loss.
+/// `back` listener -> dialer; `seed` drives jitter and loss; `lag` notes how late each end
+/// reads what arrived.
 pub(crate) fn pipe(
     out: watch::Receiver<PathState>,
     back: watch::Receiver<PathState>,
     seed: u64,
+    lag: Arc<LagMeter>,
 ) -> (SimStream, SimStream) {
     let (tx_out, rx_out) = mpsc::unbounded_channel();
     let (tx_back, rx_back) = mpsc::unbounded_channel();
@@ -237,6 +245,7 @@ pub(crate) fn pipe(
     };
     let receiver = |chan, path| Receiver {
         chan,
+        lag: lag.clone(),
         path,
         pending: None,
         current: Vec::new(),
@@ -317,7 +326,7 @@ mod tests {
         let (_s1, out) =
             state(LinkShape::latency(Duration::from_millis(50)).with_bandwidth(8_000_000));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1);
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new()));
         let t0 = Instant::now();
         a.write_all(&[7u8; 10_000]).await.unwrap(); // 10 ms at 8 Mbit/s
         let mut buf = vec![0u8; 10_000];
@@ -330,7 +339,7 @@ mod tests {
     async fn partition_holds_until_heal() {
         let (s1, out) = state(LinkShape::latency(Duration::from_millis(20)));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1);
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new()));
         s1.send_modify(cut);
         a.write_all(b"hello").await.unwrap();
         let mut buf = [0u8; 5];
@@ -347,7 +356,7 @@ mod tests {
     async fn loss_becomes_retransmission_delay() {
         let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.5));
         let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
-        let (mut a, mut b) = pipe(out, back, 42);
+        let (mut a, mut b) = pipe(out, back, 42, Arc::new(LagMeter::new()));
         let mut late = 0;
         for _ in 0..200 {
             let t0 = Instant::now();
@@ -372,7 +381,7 @@ mod tests {
             LinkShape::latency(Duration::from_millis(20)).with_jitter(Duration::from_millis(15)),
         );
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 7);
+        let (mut a, mut b) = pipe(out, back, 7, Arc::new(LagMeter::new()));
         for i in 0..100u8 {
             a.write_all(&[i]).await.unwrap();
             tokio::time::advance(Duration::from_millis(1)).await;
@@ -386,7 +395,7 @@ mod tests {
     async fn bytes_in_flight_during_a_short_cut_arrive_after_the_heal() {
         let (s1, out) = state(LinkShape::latency(Duration::from_millis(100)));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1);
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new()));
         let t0 = Instant::now();
         a.write_all(b"x").await.unwrap();
         tokio::time::advance(Duration::from_millis(10)).await;
@@ -406,7 +415,7 @@ mod tests {
     async fn closing_travels_with_latency_and_waits_for_a_heal() {
         let (s1, out) = state(LinkShape::latency(Duration::from_millis(30)));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1);
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new()));
         s1.send_modify(cut);
         let t0 = Instant::now();
         drop(a.close().await);
@@ -423,7 +432,7 @@ mod tests {
     async fn large_writes_resend_only_lost_packets() {
         let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.05));
         let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
-        let (mut a, mut b) = pipe(out, back, 3);
+        let (mut a, mut b) = pipe(out, back, 3, Arc::new(LagMeter::new()));
         let mut worst = Duration::ZERO;
         for _ in 0..50 {
             let t0 = Instant::now();

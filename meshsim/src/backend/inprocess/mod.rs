@@ -1,6 +1,7 @@
 //! The in-process backend: every node a task in the test process, every peer connection a
 //! pair of simulated links (see [`link`] for the model).
 
+pub(crate) mod lag;
 mod link;
 mod net;
 mod transport;
@@ -53,6 +54,7 @@ impl InProcess {
             seed,
             dials: Arc::new(Semaphore::new(DIALS_IN_FLIGHT)),
         };
+        this.recorder.measure_lag(this.net.lag());
         for i in 0..n {
             let handle = this.spawn(NodeId(i as u32))?;
             this.nodes.push(Some(handle));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::lag::LagMeter;
 use super::link::{PathState, SimStream, pipe};
 use crate::topology::{NodeId, Topology};
 
@@ -17,6 +18,7 @@ type Listener = mpsc::UnboundedSender<(SimStream, NodeId)>;
 /// Listeners, the topology, partitions, and one watched [`PathState`] per ordered pair.
 pub(crate) struct SimNet {
     seed: u64,
+    lag: Arc<LagMeter>,
     connections: AtomicU64,
     inner: Mutex<Inner>,
 }
@@ -84,6 +86,7 @@ impl SimNet {
     pub(crate) fn new(topology: Topology, seed: u64) -> Arc<Self> {
         Arc::new(SimNet {
             seed,
+            lag: Arc::new(LagMeter::new()),
             connections: AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 topology,
@@ -92,6 +95,11 @@ impl SimNet {
                 partitions: Vec::new(),
             }),
         })
+    }
+
+    /// The meter every link of this network reports its lag to.
+    pub(crate) fn lag(&self) -> Arc<LagMeter> {
+        self.lag.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -142,7 +150,7 @@ impl SimNet {
             ^ (u64::from(from.0) << 40)
             ^ (u64::from(to.0) << 20)
             ^ k.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        let (dialer, listener_end) = pipe(out, back, seed);
+        let (dialer, listener_end) = pipe(out, back, seed, self.lag.clone());
         listener.send((listener_end, from)).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::ConnectionRefused,

@@ -5,11 +5,12 @@
 //! cargo run --release -p meshsim-examples --example scale -- 1000
 //! ```
 //! Arguments: node count (default 1000), degree of the random regular graph (default 8),
-//! link latency in ms (default 50).
+//! link latency in ms (default 50); `--plaintext` secures connections with libp2p's
+//! plaintext upgrade instead of noise.
 
 use std::time::Instant;
 
-use meshsim::{Sim, Topology, ms, node, secs};
+use meshsim::{Security, Sim, Topology, ms, node, secs};
 
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -30,12 +31,18 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> meshsim::Result<()> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
+    let plaintext = std::env::args().any(|a| a == "--plaintext");
+    let mut args = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--plaintext")
+        .map(|a| a.parse::<u64>());
     let mut next = |default: u64, what: &str| match args.next() {
         None => default,
         Some(Ok(v)) => v,
         Some(Err(_)) => {
-            eprintln!("usage: scale [nodes] [degree] [latency_ms]: {what} must be a number");
+            eprintln!(
+                "usage: scale [nodes] [degree] [latency_ms] [--plaintext]: {what} must be a number"
+            );
             std::process::exit(2);
         }
     };
@@ -45,12 +52,20 @@ async fn run() -> meshsim::Result<()> {
         next(50, "latency_ms"),
     );
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    println!("scale: {n} nodes, random {d}-regular graph, {latency} ms links, {cores} cores");
+    let security = if plaintext {
+        Security::Plaintext
+    } else {
+        Security::Noise
+    };
+    println!(
+        "scale: {n} nodes, random {d}-regular graph, {latency} ms links, {security:?}, {cores} cores"
+    );
 
     let t0 = Instant::now();
     let net = Topology::random_regular(n, d, 1)?.with_latency(ms(latency));
     let sim = Sim::new("examples.scale")?
         .with_seed(1)
+        .with_security(security)
         .with_ready_timeout(secs(600));
     let mut sim = sim.start(net).await?;
     let ready = t0.elapsed();
@@ -101,6 +116,9 @@ async fn run() -> meshsim::Result<()> {
             pct(99.0),
             pct(100.0)
         );
+    }
+    if let Some(l) = sim.link_lag() {
+        println!("{l}");
     }
     println!("events recorded: {}", sim.trace().events.len());
     println!("trace written to {}", sim.save_trace()?.display());

@@ -123,7 +123,7 @@ pub use error::{
     AssertionError, Error, ImportError, ParamsError, Result, TopologyError, TraceFileError,
     TraceFormatError,
 };
-pub use node::GossipsubParams;
+pub use node::{GossipsubParams, Security};
 pub use sim::{ContainerStats, DEFAULT_LAG_THRESHOLD, DEFAULT_TOPIC, Sim, Simulation};
 pub use topology::{GeoParams, Link, LinkShape, NodeId, Overlay, Topology, node};
 pub use trace::{Delivery, Event, EventKind, LinkLag, MsgId, Trace};

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::{Backend, Nodes};
+use crate::backend::{Backend, NodeConfig, Nodes};
 use crate::error::{Error, Result, TopologyError, list_nodes};
-use crate::node::{self, GossipsubParams};
+use crate::node::{self, GossipsubParams, Security};
 use crate::runner::TestContext;
 use crate::topology::{Link, LinkShape, NodeId, NodeSpec, Topology};
 use crate::trace::recorder::{Live, Recorder, State};
@@ -29,6 +29,7 @@ pub struct Sim {
     topics: Vec<String>,
     ready_timeout: Duration,
     lag_threshold: Duration,
+    security: Security,
     ctx: Option<Arc<TestContext>>,
 }
 
@@ -47,6 +48,7 @@ impl Sim {
             topics: vec![DEFAULT_TOPIC.to_string()],
             ready_timeout: Duration::from_secs(60),
             lag_threshold: DEFAULT_LAG_THRESHOLD,
+            security: Security::Noise,
             ctx: None,
         })
     }
@@ -60,6 +62,7 @@ impl Sim {
             topics: vec![DEFAULT_TOPIC.to_string()],
             ready_timeout: Duration::from_secs(60),
             lag_threshold: DEFAULT_LAG_THRESHOLD,
+            security: Security::Noise,
             ctx: Some(ctx),
         }
     }
@@ -88,6 +91,14 @@ impl Sim {
     /// Chooses the backend (overrides `MESHSIM_BACKEND`).
     pub fn with_backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
+        self
+    }
+
+    /// How in-process nodes secure their connections (default [`Security::Noise`]).
+    /// [`Security::Plaintext`] skips the noise handshakes that dominate the start-up of large
+    /// in-process networks; the Docker backend refuses it.
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
         self
     }
 
@@ -132,6 +143,12 @@ impl Sim {
     pub async fn start_unready(self, topology: Topology) -> Result<Simulation> {
         topology.validate()?;
         self.params.validate()?;
+        if self.security == Security::Plaintext && self.backend == Backend::Docker {
+            return Err(Error::BackendUnavailable {
+                backend: self.backend.to_string(),
+                reason: "plaintext security is offered on the in-process backend only; containers run noise".into(),
+            });
+        }
         let overlay = topology.overlay_pairs()?;
         let n = topology.node_count();
         println!(
@@ -166,7 +183,7 @@ impl Sim {
                 backend: self.backend.to_string(),
                 shaping: self.backend.shaping().to_string(),
                 seed: self.seed,
-                node_software: node::SOFTWARE.to_string(),
+                node_software: node::software(self.security),
                 params: self.params.clone(),
                 started_at_unix_ns: 0,
                 meshsim_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -182,9 +199,12 @@ impl Sim {
             self.backend,
             topology,
             &overlay,
-            self.seed,
-            &self.params,
-            &self.topics,
+            NodeConfig {
+                seed: self.seed,
+                params: &self.params,
+                topics: &self.topics,
+                security: self.security,
+            },
             recorder.clone(),
         )
         .await?;

@@ -257,6 +257,18 @@ async fn bad_runtime_requests(sim: Sim) -> meshsim::Result<()> {
         bad.start(Topology::ring(4)?).await,
         Err(Error::Params(_))
     ));
+    // Containers run noise: plaintext is refused before any container starts.
+    let plaintext_docker = sim
+        .clone()
+        .with_backend(meshsim::Backend::Docker)
+        .with_security(meshsim::Security::Plaintext);
+    match plaintext_docker.start(Topology::ring(4)?).await {
+        Err(Error::BackendUnavailable { backend, reason }) => {
+            assert_eq!(backend, "docker");
+            assert!(reason.contains("plaintext"), "{reason}");
+        }
+        other => panic!("expected BackendUnavailable, got {:?}", other.map(|_| ())),
+    }
     let mut disconnected = Topology::with_nodes(3);
     disconnected.link(node(0), node(1), LinkShape::default())?;
     assert!(matches!(

@@ -191,3 +191,21 @@ async fn duplicates_counted_exactly_on_small_graphs(sim: meshsim::Sim) -> meshsi
     }
     Ok(())
 }
+
+#[meshsim::test]
+async fn plaintext_nodes_gossip_too(sim: meshsim::Sim) -> meshsim::Result<()> {
+    // The cheaper security upgrade for large in-process networks: same protocol, same timing.
+    let sim = sim.with_security(meshsim::Security::Plaintext);
+    let mut sim = sim.start(Topology::ring(10)?.with_latency(ms(20))).await?;
+    let msg = sim.publish(node(0), DEFAULT_TOPIC, 1000).await?;
+    let d = sim.wait_delivered(msg, secs(5)).await?;
+    d.assert_reach(1.0)?;
+    let bad = check_path_latencies(&d, ms(5), ms(3));
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert!(
+        d.trace().meta.node_software.ends_with("(plaintext, yamux)"),
+        "{}",
+        d.trace().meta.node_software
+    );
+    Ok(())
+}

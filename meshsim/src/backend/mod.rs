@@ -67,7 +67,7 @@ impl FromStr for Backend {
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::node::{Command, GossipsubParams};
+use crate::node::{Command, GossipsubParams, Security};
 use crate::topology::{LinkShape, NodeId, Topology};
 use crate::trace::MsgId;
 use crate::trace::recorder::Recorder;
@@ -90,6 +90,18 @@ macro_rules! each {
     };
 }
 
+/// How every node of a simulation runs: what `Nodes::start` needs besides the network.
+pub(crate) struct NodeConfig<'a> {
+    /// Drives node keys and link randomness.
+    pub seed: u64,
+    /// Gossipsub parameters.
+    pub params: &'a GossipsubParams,
+    /// Topics every node subscribes to at start.
+    pub topics: &'a [String],
+    /// Connection security (in-process only; containers run noise).
+    pub security: Security,
+}
+
 impl Nodes {
     /// Starts every node of `topology` (not yet connected); returns the nodes and how their
     /// links are shaped.
@@ -97,11 +109,15 @@ impl Nodes {
         backend: Backend,
         topology: Topology,
         overlay: &[(NodeId, NodeId)],
-        seed: u64,
-        params: &GossipsubParams,
-        topics: &[String],
+        config: NodeConfig<'_>,
         recorder: Arc<Recorder>,
     ) -> Result<(Nodes, String)> {
+        let NodeConfig {
+            seed,
+            params,
+            topics,
+            security,
+        } = config;
         match backend {
             Backend::InProcess => {
                 let _ = overlay;
@@ -110,6 +126,7 @@ impl Nodes {
                     seed,
                     params.clone(),
                     topics.to_vec(),
+                    security,
                     recorder,
                 )?;
                 Ok((Nodes::InProcess(nodes), backend.shaping().to_string()))

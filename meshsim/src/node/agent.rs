@@ -99,6 +99,7 @@ impl AgentNode {
                 port,
                 addrs: addrs.clone(),
             },
+            security: super::Security::Noise,
             recorder: Arc::new(Telemetry(Box::new(events))),
             book: book.clone(),
         })

@@ -37,8 +37,34 @@ use libp2p::Multiaddr;
 use observe::{CopyTap, Observed, Tap};
 use std::sync::RwLock;
 
+/// How in-process nodes secure their connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Security {
+    /// Noise XX, as real deployments run (the default).
+    #[default]
+    Noise,
+    /// libp2p's plaintext upgrade: peers exchange public keys and nothing is encrypted.
+    /// Start-up of large in-process networks is dominated by noise handshakes; this skips
+    /// them. In-process backend only.
+    Plaintext,
+}
+
+impl Security {
+    fn name(self) -> &'static str {
+        match self {
+            Security::Noise => "noise",
+            Security::Plaintext => "plaintext",
+        }
+    }
+}
+
 /// The node software, as recorded in traces.
-pub(crate) const SOFTWARE: &str = "rust-libp2p 0.57 gossipsub 0.50 (noise, yamux)";
+pub(crate) fn software(security: Security) -> String {
+    format!(
+        "rust-libp2p 0.57 gossipsub 0.50 ({}, yamux)",
+        security.name()
+    )
+}
 
 /// The node's key, derived from the simulation seed so peer ids repeat across runs.
 pub(crate) fn keypair(seed: u64, node: NodeId) -> Keypair {
@@ -128,6 +154,7 @@ pub(crate) struct NodeSetup {
     pub params: GossipsubParams,
     pub topics: Vec<String>,
     pub wire: Wire,
+    pub security: Security,
     pub recorder: Arc<dyn Report>,
     pub book: Arc<PeerBook>,
 }
@@ -141,6 +168,7 @@ pub(crate) fn spawn(setup: NodeSetup) -> Result<NodeHandle> {
         params,
         topics,
         wire,
+        security,
         recorder,
         book,
     } = setup;
@@ -164,13 +192,19 @@ pub(crate) fn spawn(setup: NodeSetup) -> Result<NodeHandle> {
     )
     .map_err(|e| fail(format!("gossipsub refused to start: {e}")))?;
     let noise = noise::Config::new(&keypair).map_err(|e| fail(format!("noise: {e}")))?;
-    let transport = match &wire {
-        Wire::Sim(net) => SimTransport::new(net.clone(), node)
+    let transport = match (&wire, security) {
+        (Wire::Sim(net), Security::Noise) => SimTransport::new(net.clone(), node)
             .upgrade(Version::V1)
             .authenticate(noise)
             .multiplex(yamux::Config::default())
             .boxed(),
-        Wire::Tcp { .. } => libp2p::tcp::tokio::Transport::new(libp2p::tcp::Config::default())
+        (Wire::Sim(net), Security::Plaintext) => SimTransport::new(net.clone(), node)
+            .upgrade(Version::V1)
+            .authenticate(libp2p::plaintext::Config::new(&keypair))
+            .multiplex(yamux::Config::default())
+            .boxed(),
+        // Containers always run noise (the harness refuses plaintext there).
+        (Wire::Tcp { .. }, _) => libp2p::tcp::tokio::Transport::new(libp2p::tcp::Config::default())
             .upgrade(Version::V1)
             .authenticate(noise)
             .multiplex(yamux::Config::default())

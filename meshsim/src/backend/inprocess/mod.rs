@@ -14,7 +14,9 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::{Error, Result, TopologyError};
-use crate::node::{self, Command, GossipsubParams, NodeHandle, NodeSetup, PeerBook, Wire};
+use crate::node::{
+    self, Command, GossipsubParams, NodeHandle, NodeSetup, PeerBook, Security, Wire,
+};
 use crate::topology::{LinkShape, NodeId, Topology};
 use crate::trace::recorder::Recorder;
 
@@ -31,6 +33,7 @@ pub(crate) struct InProcess {
     params: GossipsubParams,
     topics: Vec<String>,
     seed: u64,
+    security: Security,
     dials: Arc<Semaphore>,
 }
 
@@ -41,6 +44,7 @@ impl InProcess {
         seed: u64,
         params: GossipsubParams,
         topics: Vec<String>,
+        security: Security,
         recorder: Arc<Recorder>,
     ) -> Result<Self> {
         let n = topology.node_count();
@@ -52,6 +56,7 @@ impl InProcess {
             params,
             topics,
             seed,
+            security,
             dials: Arc::new(Semaphore::new(DIALS_IN_FLIGHT)),
         };
         this.recorder.measure_lag(this.net.lag());
@@ -69,6 +74,7 @@ impl InProcess {
             params: self.params.clone(),
             topics: self.topics.clone(),
             wire: Wire::Sim(self.net.clone()),
+            security: self.security,
             recorder: self.recorder.clone(),
             book: self.book.clone(),
         })

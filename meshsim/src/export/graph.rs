@@ -90,8 +90,8 @@ fn float(x: f64) -> String {
     }
 }
 
-/// Text for XML content or a double-quoted attribute value.
-fn xml_escape(s: &str) -> String {
+/// Text for XML (or HTML) content or a double-quoted attribute value.
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

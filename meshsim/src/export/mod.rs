@@ -37,7 +37,7 @@ use libp2p::PeerId;
 
 use crate::error::TraceFormatError;
 use crate::topology::NodeId;
-use crate::trace::{EventKind, Trace};
+use crate::trace::{EventKind, Trace, write_whole};
 
 /// Where in an input a problem is, for [`TraceFormatError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,14 +120,10 @@ pub fn write_all(trace: &Trace, dir: &Path) -> Result<Vec<PathBuf>, TraceFormatE
 
 /// Writes `bytes` to `path`, creating its folder; errors name the path.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<PathBuf, TraceFormatError> {
-    let io = |source| TraceFormatError::Io {
+    write_whole(path, bytes).map_err(|source| TraceFormatError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    std::fs::write(path, bytes).map_err(io)?;
+    })?;
     Ok(path.to_path_buf())
 }
 

@@ -17,6 +17,7 @@ pub use query::{Delivery, MessageStats};
 #[cfg(feature = "docker")]
 pub(crate) use store::target_dir;
 pub use store::trace_dir;
+pub(crate) use store::write_whole;
 pub use tally::{CdfPoint, EventCounts, Tally};
 
 use serde::{Deserialize, Serialize};

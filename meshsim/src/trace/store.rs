@@ -26,6 +26,18 @@ pub fn trace_dir(test: &str) -> PathBuf {
     root.join(name)
 }
 
+/// Writes `bytes` to `path`, creating its folder: to `<path>.partial` first, then renamed, so
+/// a reader never sees half a file (traces, viewers, exports).
+pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Cargo's target folder: `CARGO_TARGET_DIR`, else the ancestor of the running executable
 /// that holds cargo's `CACHEDIR.TAG`, else `./target`.
 pub(crate) fn target_dir() -> PathBuf {
@@ -84,16 +96,10 @@ impl Trace {
     /// Writes the trace as JSON to `path`, creating folders as needed. Written to a temporary
     /// file first and renamed, so a reader never sees half a trace.
     pub fn save(&self, path: &Path) -> Result<(), TraceFileError> {
-        let io = |source| TraceFileError::Io {
+        write_whole(path, self.to_json().as_bytes()).map_err(|source| TraceFileError::Io {
             path: path.to_path_buf(),
             source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("json.partial");
-        std::fs::write(&tmp, self.to_json()).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        })
     }
 
     /// Reads a trace file.

@@ -26,6 +26,8 @@ use sha2::{Digest, Sha256};
 
 use crate::Trace;
 use crate::error::TraceFileError;
+use crate::export::graph::xml_escape;
+use crate::trace::write_whole;
 
 const TEMPLATE: &str = include_str!("viewer.html");
 const SCRIPT: &str = include_str!("viewer.js");
@@ -35,7 +37,8 @@ const STYLE: &str = include_str!("viewer.css");
 pub fn render(trace: &Trace) -> String {
     let json = serde_json::to_string(trace).expect("a trace always serialises");
     let trace_json = escape_json_for_script(&json);
-    let title = escape_html(&trace.meta.test);
+    // XML escaping is valid HTML escaping (and drops control characters a title cannot hold).
+    let title = xml_escape(&trace.meta.test);
     let hash = script_hash();
     fill(
         TEMPLATE,
@@ -52,16 +55,10 @@ pub fn render(trace: &Trace) -> String {
 /// Writes the viewer page for `trace` to `path`, creating folders as needed. Written to a
 /// temporary file first and renamed, so a reader never sees half a page.
 pub fn write(trace: &Trace, path: &Path) -> Result<(), TraceFileError> {
-    let io = |source| TraceFileError::Io {
+    write_whole(path, render(trace).as_bytes()).map_err(|source| TraceFileError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("html.partial");
-    std::fs::write(&tmp, render(trace)).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 /// The viewer file that goes next to a trace file: `trace.json` -> `trace.html`,
@@ -111,22 +108,6 @@ fn escape_json_for_script(json: &str) -> String {
             '&' => out.push_str("\\u0026"),
             '\u{2028}' => out.push_str("\\u2028"),
             '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Escapes text for HTML element content and attribute values.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
             c => out.push(c),
         }
     }

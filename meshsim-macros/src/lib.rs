@@ -5,7 +5,7 @@ use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ItemFn, LitInt, LitStr, parse_macro_input};
+use syn::{ItemFn, Lit, LitInt, LitStr, parse_macro_input};
 
 /// Marks an async function taking a `meshsim::Sim` as a test; see `meshsim::test`.
 #[proc_macro_attribute]
@@ -13,6 +13,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut backend: Option<LitStr> = None;
     let mut timeout: Option<(LitStr, u64)> = None;
     let mut seed: Option<LitInt> = None;
+    let mut dilation: Option<f64> = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("backend") {
             let lit: LitStr = meta.value()?.parse()?;
@@ -42,15 +43,32 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
             })?;
             seed = Some(lit);
             Ok(())
+        } else if meta.path.is_ident("dilation") {
+            let lit: Lit = meta.value()?.parse()?;
+            let k = match &lit {
+                Lit::Int(i) => i.base10_parse::<u32>().ok().map(f64::from),
+                Lit::Float(f) => f.base10_parse::<f64>().ok(),
+                _ => None,
+            }
+            .filter(|k| k.is_finite() && *k >= 1.0)
+            .ok_or_else(|| {
+                syn::Error::new(
+                    lit.span(),
+                    "dilation must be a number of at least 1, like 10",
+                )
+            })?;
+            dilation = Some(k);
+            Ok(())
         } else {
-            Err(meta
-                .error("unknown meshsim::test argument: expected `backend`, `timeout` or `seed`"))
+            Err(meta.error(
+                "unknown meshsim::test argument: expected `backend`, `timeout`, `seed` or `dilation`",
+            ))
         }
     });
     parse_macro_input!(args with parser);
     let item_tokens: TokenStream2 = item.clone().into();
     let func = parse_macro_input!(item as ItemFn);
-    match expand(func, backend, timeout, seed) {
+    match expand(func, backend, timeout, seed, dilation) {
         Ok(ts) => ts.into(),
         Err(e) => {
             let err = e.to_compile_error();
@@ -94,6 +112,7 @@ fn expand(
     backend: Option<LitStr>,
     timeout: Option<(LitStr, u64)>,
     seed: Option<LitInt>,
+    dilation: Option<f64>,
 ) -> syn::Result<TokenStream2> {
     if func.sig.asyncness.is_none() {
         return Err(syn::Error::new(
@@ -135,6 +154,13 @@ fn expand(
         Some(s) => quote!(::core::option::Option::Some(#s)),
         None => quote!(::core::option::Option::None),
     };
+    let dilation = match dilation {
+        Some(k) => {
+            let k = proc_macro2::Literal::f64_suffixed(k);
+            quote!(::core::option::Option::Some(#k))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let call = if func.sig.inputs.is_empty() {
         quote!(|_sim: ::meshsim::Sim| #name())
     } else {
@@ -153,6 +179,7 @@ fn expand(
                         backend: #backend,
                         timeout: #timeout,
                         seed: #seed,
+                        dilation: #dilation,
                         user_subscriber: #user_subscriber,
                     },
                     #call,

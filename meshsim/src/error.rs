@@ -58,6 +58,14 @@ pub enum Error {
         /// What was awaited, and the state when the time ran out.
         what: String,
     },
+    /// The time dilation asked for cannot be used.
+    #[error("invalid time dilation {value}: {why}")]
+    Dilation {
+        /// The factor as given.
+        value: f64,
+        /// What is required.
+        why: &'static str,
+    },
     /// The requested backend is not available.
     #[error("backend {backend:?} is not available: {reason}")]
     BackendUnavailable {

@@ -69,6 +69,18 @@
 //! [`Sim::with_lag_threshold`] (default 5 ms) is flagged in the trace, in a warning when the
 //! simulation stops, in assertion failures, and in the viewer.
 //!
+//! # Time dilation
+//! On a small machine a large in-process network cannot keep real time: at 1,000 nodes on 2
+//! cores a burst of gossip keeps the CPU busy for longer than a hop lasts. [`Sim::with_dilation`]
+//! runs the network `k` times slower than the time the test sees: every link latency and
+//! jitter, every gossipsub duration (heartbeat, TTLs, backoffs, ...) and the simulated
+//! retransmission timeout are multiplied by `k`, bandwidth is divided by it, and trace times,
+//! the links' lag and every duration the test passes are divided back. The CPU's backlog,
+//! which hardly changes with `k`, shrinks `k` times in simulated time. Under
+//! `#[meshsim::test]`, a test that does not fix `k` runs in real time first and, if its links
+//! lagged above the threshold, again at the dilation the lag suggests
+//! ([`Trace::suggested_dilation`]). What is not scaled is listed at [`Sim::with_dilation`].
+//!
 //! # The Docker backend
 //! `#[meshsim::test(backend = "docker")]` (or `"both"`: one test per backend, named
 //! `<test>::in_process` and `<test>::docker`) runs the same test in containers:
@@ -139,7 +151,12 @@ pub use trace::{Delivery, Event, EventKind, LinkLag, MsgId, Trace};
 /// - `backend = "in-process"`, `"docker"`, or `"both"` (two tests, `<name>::in_process` and
 ///   `<name>::docker`); otherwise `MESHSIM_BACKEND`, else in-process;
 /// - `timeout = "90s"` (units `ms`, `s`, `m`; default 120 s);
-/// - `seed = 7` (default 0), available as [`Sim::seed`].
+/// - `seed = 7` (default 0), available as [`Sim::seed`];
+/// - `dilation = 10`: run the in-process network ten times slower than simulated time (see
+///   [`Sim::with_dilation`]). Without it the runner chooses: the test runs in real time,
+///   and if its links lagged above the threshold it runs again at the dilation the lag
+///   suggests ([`Trace::suggested_dilation`]), at most three runs in all, the last one's
+///   verdict and trace counting. The timeout is in simulated time.
 ///
 /// Works with `#[tracing_test::traced_test]` above or below it: meshsim then leaves
 /// logging to it.
@@ -158,6 +175,7 @@ pub const fn secs(n: u64) -> std::time::Duration {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::runner::{TestArgs, TestResult, run_test};
+    pub use crate::trace::recorder::record_throughput;
 }
 
 /// What `meshsim-agent` (the program in each container) is built from. Not a public API.

@@ -17,7 +17,7 @@ use tracing_subscriber::{EnvFilter, Layer, fmt};
 use crate::backend::Backend;
 use crate::sim::Sim;
 use crate::trace::recorder::Recorder;
-use crate::trace::trace_dir;
+use crate::trace::{LinkLag, trace_dir};
 use crate::view;
 
 /// The default log filter when `MESHSIM_LOG` is not set.
@@ -27,7 +27,8 @@ const DEFAULT_LOG: &str = "meshsim=info,warn";
 #[derive(Debug)]
 pub struct TestContext {
     name: String,
-    recorders: Mutex<Vec<Arc<Recorder>>>,
+    /// Each simulation's recorder, and whether its dilation was left to the runner.
+    recorders: Mutex<Vec<(Arc<Recorder>, bool)>>,
 }
 
 impl TestContext {
@@ -44,11 +45,25 @@ impl TestContext {
         trace_dir(&self.name).join(name)
     }
 
-    /// Registers a simulation's recorder; returns where its trace will be written.
-    pub(crate) fn register(&self, r: Arc<Recorder>) -> PathBuf {
+    /// Registers a simulation's recorder (`auto`: its time dilation was left to the runner);
+    /// returns where its trace will be written.
+    pub(crate) fn register(&self, r: Arc<Recorder>, auto: bool) -> PathBuf {
         let mut v = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
-        v.push(r);
+        v.push((r, auto));
         self.file_for(v.len() - 1)
+    }
+
+    /// The time dilation to run the test again with: the largest any simulation whose
+    /// dilation was left to the runner suggests, with the lag that asks for it.
+    fn suggested_dilation(&self, current: f64) -> Option<(f64, LinkLag)> {
+        let v = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        v.iter()
+            .filter(|(_, auto)| *auto)
+            .filter_map(|(r, _)| {
+                let lag = r.lag()?;
+                Some((lag.suggested_dilation(current)?, lag))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
     }
 
     /// Writes every trace with its viewer beside it, and the captured log; returns the
@@ -60,7 +75,7 @@ impl TestContext {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let mut saved = Vec::new();
-        for (i, r) in recorders.iter().enumerate() {
+        for (i, (r, _)) in recorders.iter().enumerate() {
             let path = self.file_for(i);
             let trace = r.snapshot();
             if let Err(e) = trace.save(&path) {
@@ -97,6 +112,9 @@ pub struct TestArgs {
     pub timeout: Option<Duration>,
     /// `seed = N`; default 0.
     pub seed: Option<u64>,
+    /// `dilation = k`: a fixed time dilation; by default the runner chooses it (see
+    /// [`Sim::with_dilation`]).
+    pub dilation: Option<f64>,
     /// The test installs its own tracing subscriber (`#[traced_test]`): leave logging alone.
     pub user_subscriber: bool,
 }
@@ -178,10 +196,14 @@ fn docker_ready(name: &str) -> bool {
     false
 }
 
+/// How many times a test whose time dilation is left to the runner may run: the first at
+/// real time, then each at the dilation the previous run's lag suggests.
+const MAX_ATTEMPTS: u32 = 3;
+
 /// Runs one test. Called by the code `#[meshsim::test]` generates; not for direct use.
 pub fn run_test<F, Fut, R>(name: &str, args: TestArgs, test: F)
 where
-    F: FnOnce(Sim) -> Fut,
+    F: Fn(Sim) -> Fut,
     Fut: Future<Output = R>,
     R: TestResult,
 {
@@ -199,11 +221,6 @@ where
         Backend::Docker => Turn::Alone(BACKENDS.write().unwrap_or_else(|e| e.into_inner())),
         Backend::InProcess => Turn::Shared(BACKENDS.read().unwrap_or_else(|e| e.into_inner())),
     };
-    let ctx = Arc::new(TestContext {
-        name: name.to_string(),
-        recorders: Mutex::new(Vec::new()),
-    });
-    let sim = Sim::for_test(ctx.clone(), args.seed.unwrap_or(0), backend);
     let timeout = args.timeout.unwrap_or(Duration::from_secs(120));
 
     // Logs: the test's and every node's (each line carries its node{name=..} span), kept in
@@ -225,25 +242,59 @@ where
         tracing::Dispatch::new(subscriber)
     });
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("meshsim: cannot build a tokio runtime");
-    let body = AssertUnwindSafe(test(sim)).catch_unwind();
-    let outcome = runtime.block_on(async {
-        let run = tokio::time::timeout(timeout, body);
-        match &dispatch {
-            Some(d) => run.with_subscriber(d.clone()).await,
-            None => run.await,
+    // Time dilation: fixed by the test, or else 1 at first and, while the in-process links
+    // lag above the threshold, what the lag suggests, up to MAX_ATTEMPTS runs.
+    let mut dilation = args.dilation.unwrap_or(1.0);
+    let mut attempt = 0;
+    let (ctx, outcome, dilation) = loop {
+        let ctx = Arc::new(TestContext {
+            name: name.to_string(),
+            recorders: Mutex::new(Vec::new()),
+        });
+        let sim = Sim::for_test(
+            ctx.clone(),
+            args.seed.unwrap_or(0),
+            backend,
+            dilation,
+            args.dilation.is_none(),
+        );
+        // The timeout is in simulated time, like every duration the test passes.
+        let wall_timeout =
+            Duration::try_from_secs_f64(timeout.as_secs_f64() * dilation).unwrap_or(Duration::MAX);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("meshsim: cannot build a tokio runtime");
+        let body = AssertUnwindSafe(test(sim)).catch_unwind();
+        let outcome = runtime.block_on(async {
+            let run = tokio::time::timeout(wall_timeout, body);
+            match &dispatch {
+                Some(d) => run.with_subscriber(d.clone()).await,
+                None => run.await,
+            }
+        });
+        // Ends every node task before the verdict, whatever happened.
+        runtime.shutdown_timeout(Duration::from_secs(5));
+        attempt += 1;
+        match ctx.suggested_dilation(dilation) {
+            Some((next, lag)) if attempt < MAX_ATTEMPTS => {
+                println!(
+                    "meshsim: {name}: at time dilation x{dilation}, {lag}; running the test again at x{next}"
+                );
+                dilation = next;
+            }
+            _ => break (ctx, outcome, dilation),
         }
-    });
-    // Ends every node task before the verdict, whatever happened.
-    runtime.shutdown_timeout(Duration::from_secs(5));
+    };
 
     let failure = match outcome {
         Ok(Ok(result)) => result.into_outcome().err().map(|m| (m, None)),
         Ok(Err(panic)) => Some(("the test panicked".to_string(), Some(panic))),
-        Err(_) => Some((format!("the test timed out after {timeout:?}"), None)),
+        Err(_) if dilation == 1.0 => Some((format!("the test timed out after {timeout:?}"), None)),
+        Err(_) => Some((
+            format!("the test timed out after {timeout:?} (time dilated x{dilation})"),
+            None,
+        )),
     };
     let keep = std::env::var_os("MESHSIM_SAVE_TRACES").is_some_and(|v| v != "0" && !v.is_empty());
     let log = captured.0.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -30,6 +30,9 @@ pub struct Sim {
     ready_timeout: Duration,
     lag_threshold: Duration,
     security: Security,
+    dilation: f64,
+    /// The dilation was chosen by the test runner, not fixed by the test.
+    auto_dilation: bool,
     ctx: Option<Arc<TestContext>>,
 }
 
@@ -49,11 +52,21 @@ impl Sim {
             ready_timeout: Duration::from_secs(60),
             lag_threshold: DEFAULT_LAG_THRESHOLD,
             security: Security::Noise,
+            dilation: 1.0,
+            auto_dilation: false,
             ctx: None,
         })
     }
 
-    pub(crate) fn for_test(ctx: Arc<TestContext>, seed: u64, backend: Backend) -> Self {
+    /// The simulation a test gets: `dilation` is fixed by the test's attribute, or else
+    /// (`auto`) chosen by the runner from an earlier attempt's lag.
+    pub(crate) fn for_test(
+        ctx: Arc<TestContext>,
+        seed: u64,
+        backend: Backend,
+        dilation: f64,
+        auto: bool,
+    ) -> Self {
         Sim {
             test: ctx.name().to_string(),
             seed,
@@ -63,6 +76,8 @@ impl Sim {
             ready_timeout: Duration::from_secs(60),
             lag_threshold: DEFAULT_LAG_THRESHOLD,
             security: Security::Noise,
+            dilation,
+            auto_dilation: auto,
             ctx: Some(ctx),
         }
     }
@@ -123,6 +138,36 @@ impl Sim {
         self
     }
 
+    /// Time dilation (in-process backend): runs the network `k` times slower than the
+    /// simulated time the test sees, so that a CPU too slow for the network's real-time pace
+    /// still keeps its timing. Every link latency and jitter, every gossipsub duration
+    /// (heartbeat, its initial delay, TTLs, backoffs, IWANT follow-up, queue durations,
+    /// `validation_delay`) and the simulated retransmission timeout are multiplied by `k`,
+    /// bandwidth is divided by it; the trace's times, the links' lag, and every duration the
+    /// test passes ([`Simulation::wait_delivered`], [`Simulation::run_for`], timeouts) are in
+    /// simulated time, so the test reads as if `k` were 1.
+    ///
+    /// Not scaled: CPU work (handshakes, encoding, validation, scheduling) is `k` times
+    /// cheaper in simulated time, which is the point; tokio's 1 ms timer resolution becomes
+    /// `1/k` ms; libp2p timers that gossipsub does not expose (`graft_flood_threshold`, used
+    /// only by peer scoring, which meshsim leaves off; a remote PRUNE backoff's one-hour
+    /// cap) stay in wall time; and the Docker backend refuses any `k` other than 1.
+    ///
+    /// `k` must be finite and at least 1 (default 1). Under `#[meshsim::test]`, a test that
+    /// does not fix it (here or with `dilation = k` on the attribute) gets it from the
+    /// runner: a run whose links lagged above the threshold is run again with
+    /// [`Trace::suggested_dilation`].
+    pub fn with_dilation(mut self, k: f64) -> Self {
+        self.dilation = k;
+        self.auto_dilation = false;
+        self
+    }
+
+    /// The time dilation the simulation will run with (see [`Sim::with_dilation`]).
+    pub fn dilation(&self) -> f64 {
+        self.dilation
+    }
+
     /// How long [`Sim::start`] waits for the overlay to form (default 60 s).
     pub fn with_ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
@@ -143,6 +188,21 @@ impl Sim {
     pub async fn start_unready(self, topology: Topology) -> Result<Simulation> {
         topology.validate()?;
         self.params.validate()?;
+        let k = self.dilation;
+        if !(k.is_finite() && k >= 1.0) {
+            return Err(Error::Dilation {
+                value: k,
+                why: "must be a finite number of at least 1",
+            });
+        }
+        if k != 1.0 && self.backend == Backend::Docker {
+            return Err(Error::BackendUnavailable {
+                backend: self.backend.to_string(),
+                reason: format!(
+                    "time dilation ({k}) is offered on the in-process backend only; containers run in real time"
+                ),
+            });
+        }
         if self.security == Security::Plaintext && self.backend == Backend::Docker {
             return Err(Error::BackendUnavailable {
                 backend: self.backend.to_string(),
@@ -151,8 +211,13 @@ impl Sim {
         }
         let overlay = topology.overlay_pairs()?;
         let n = topology.node_count();
+        let dilated = if k == 1.0 {
+            String::new()
+        } else {
+            format!(", time dilated x{k}")
+        };
         println!(
-            "meshsim: backend {} ({}), {} nodes, {} links, {} peer connections, seed {}",
+            "meshsim: backend {} ({}), {} nodes, {} links, {} peer connections, seed {}{dilated}",
             self.backend,
             self.backend.shaping(),
             n,
@@ -187,23 +252,25 @@ impl Sim {
                 params: self.params.clone(),
                 started_at_unix_ns: 0,
                 meshsim_version: env!("CARGO_PKG_VERSION").to_string(),
+                dilation: k,
             },
             snapshot,
         ));
         recorder.set_lag_threshold(self.lag_threshold);
         let trace_file = match &self.ctx {
-            Some(ctx) => ctx.register(recorder.clone()),
+            Some(ctx) => ctx.register(recorder.clone(), self.auto_dilation),
             None => trace_dir(&self.test).join("trace.json"),
         };
         let (nodes, shaping) = Nodes::start(
             self.backend,
-            topology,
+            topology.map_shapes(|s| *s = s.dilated(k)),
             &overlay,
             NodeConfig {
                 seed: self.seed,
-                params: &self.params,
+                params: &self.params.dilated(k),
                 topics: &self.topics,
                 security: self.security,
+                dilation: k,
             },
             recorder.clone(),
         )
@@ -216,6 +283,7 @@ impl Sim {
             params: self.params,
             next_msg: 0,
             trace_file,
+            dilation: k,
         };
         for (a, b) in overlay {
             sim.nodes.dial(a, b).await?;
@@ -247,6 +315,7 @@ pub struct Simulation {
     params: GossipsubParams,
     next_msg: u64,
     trace_file: PathBuf,
+    dilation: f64,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -276,6 +345,16 @@ impl Simulation {
         }
     }
 
+    /// A simulated duration in wall time (times the dilation).
+    fn wall(&self, d: Duration) -> Duration {
+        Duration::try_from_secs_f64(d.as_secs_f64() * self.dilation).unwrap_or(Duration::MAX)
+    }
+
+    /// The time dilation it runs with (see [`Sim::with_dilation`]).
+    pub fn dilation(&self) -> f64 {
+        self.dilation
+    }
+
     /// Number of nodes (running or stopped).
     pub fn node_count(&self) -> usize {
         self.nodes.len()
@@ -303,7 +382,7 @@ impl Simulation {
         mut check: impl FnMut(&State, bool) -> std::result::Result<T, String>,
     ) -> Result<T> {
         let deadline = Instant::now()
-            .checked_add(timeout)
+            .checked_add(self.wall(timeout))
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
         let mut changes = self.recorder.watch();
         loop {
@@ -499,7 +578,7 @@ impl Simulation {
     /// Lets the simulation run for `duration` (an observation window: to check that
     /// something does *not* happen).
     pub async fn run_for(&self, duration: Duration) {
-        tokio::time::sleep(duration).await;
+        tokio::time::sleep(self.wall(duration)).await;
     }
 
     /// Sets the shape of both directions of the link `a - b`, re-shaping live connections
@@ -517,7 +596,9 @@ impl Simulation {
         shape: LinkShape,
     ) -> Result<()> {
         shape.validate(from, to)?;
-        self.nodes.set_direction(from, to, shape).await?;
+        self.nodes
+            .set_direction(from, to, shape.dilated(self.dilation))
+            .await?;
         self.recorder
             .record(Some(from), EventKind::LinkChanged { to, shape });
         Ok(())
@@ -636,7 +717,11 @@ impl Simulation {
             self.check_node(p)?;
             shape.validate(p, NodeId(self.nodes.len() as u32))?;
         }
-        let n = self.nodes.add(links).await?;
+        let dilated: Vec<(NodeId, LinkShape)> = links
+            .iter()
+            .map(|&(p, s)| (p, s.dilated(self.dilation)))
+            .collect();
+        let n = self.nodes.add(&dilated).await?;
         // Read before `add_node`, which takes the same lock.
         let seed = self.recorder.lock().trace.meta.seed;
         self.recorder.add_node(
@@ -758,7 +843,11 @@ impl Simulation {
         }
         let trace = self.recorder.snapshot();
         if let Some(lag) = trace.lag.filter(|l| l.exceeded) {
-            println!("meshsim: warning: {lag}");
+            let hint = match trace.suggested_dilation() {
+                Some(k) => format!("; Sim::with_dilation({k}) should bring it under"),
+                None => String::new(),
+            };
+            println!("meshsim: warning: {lag}{hint}");
         }
         trace
     }

@@ -34,7 +34,8 @@ async fn links_record_their_lag(sim: meshsim::Sim) -> meshsim::Result<()> {
     Ok(())
 }
 
-#[meshsim::test]
+// A fixed dilation: left to the runner, a flagged run would be run again, dilated.
+#[meshsim::test(dilation = 1)]
 async fn a_run_over_the_lag_threshold_is_flagged(sim: meshsim::Sim) -> meshsim::Result<()> {
     // Every release is at least 1 µs late as measured, so a zero threshold is always exceeded.
     let sim = sim.with_lag_threshold(Duration::ZERO);

@@ -100,6 +100,9 @@ pub(crate) struct NodeConfig<'a> {
     pub topics: &'a [String],
     /// Connection security (in-process only; containers run noise).
     pub security: Security,
+    /// Time dilation (in-process only): `params` and the topology's shapes are already
+    /// multiplied by it; the links scale their retransmission timeout and lag by it.
+    pub dilation: f64,
 }
 
 impl Nodes {
@@ -117,6 +120,7 @@ impl Nodes {
             params,
             topics,
             security,
+            dilation,
         } = config;
         match backend {
             Backend::InProcess => {
@@ -127,6 +131,7 @@ impl Nodes {
                     params.clone(),
                     topics.to_vec(),
                     security,
+                    dilation,
                     recorder,
                 )?;
                 Ok((Nodes::InProcess(nodes), backend.shaping().to_string()))

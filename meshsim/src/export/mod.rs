@@ -453,6 +453,7 @@ pub(crate) mod sample {
                 params: GossipsubParams::default(),
                 started_at_unix_ns: 1_700_000_000_123_456_789,
                 meshsim_version: "0.1.0".into(),
+                dilation: 1.0,
             },
             topology: TopologySnapshot {
                 description: "line(4) <&> \"quoted\"".into(),

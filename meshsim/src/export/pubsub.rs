@@ -982,6 +982,7 @@ impl Builder {
                 params: GossipsubParams::default(),
                 started_at_unix_ns: t0 as u64,
                 meshsim_version: env!("CARGO_PKG_VERSION").to_string(),
+                dilation: 1.0,
             },
             topology: TopologySnapshot {
                 description: format!(

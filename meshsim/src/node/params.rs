@@ -175,6 +175,26 @@ impl GossipsubParams {
         self
     }
 
+    /// The same parameters with every duration multiplied by `k` (time dilation: see
+    /// [`Sim::with_dilation`](crate::Sim::with_dilation)). Counts (degrees, history lengths,
+    /// heartbeat ticks) stay as they are, so they keep their meaning in heartbeats.
+    pub(crate) fn dilated(&self, k: f64) -> Self {
+        let d = |x: Duration| x.mul_f64(k);
+        GossipsubParams {
+            heartbeat_interval: d(self.heartbeat_interval),
+            heartbeat_initial_delay: d(self.heartbeat_initial_delay),
+            fanout_ttl: d(self.fanout_ttl),
+            duplicate_cache_time: d(self.duplicate_cache_time),
+            validation_delay: self.validation_delay.map(d),
+            prune_backoff: d(self.prune_backoff),
+            unsubscribe_backoff: d(self.unsubscribe_backoff),
+            iwant_followup_time: d(self.iwant_followup_time),
+            publish_queue_duration: d(self.publish_queue_duration),
+            forward_queue_duration: d(self.forward_queue_duration),
+            ..self.clone()
+        }
+    }
+
     /// Checks every value, naming the one that is wrong.
     pub fn validate(&self) -> Result<(), ParamsError> {
         if !(self.d_out <= self.d_lo
@@ -290,5 +310,44 @@ impl GossipsubParams {
             }
         }
         b.build().map_err(|e| ParamsError::Rejected(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dilation_scales_every_duration_and_no_count() {
+        let p = GossipsubParams {
+            validation_delay: Some(Duration::from_millis(3)),
+            ..GossipsubParams::default()
+        };
+        let d = p.dilated(10.0);
+        assert_eq!(d.heartbeat_interval, p.heartbeat_interval * 10);
+        assert_eq!(d.heartbeat_initial_delay, p.heartbeat_initial_delay * 10);
+        assert_eq!(d.fanout_ttl, p.fanout_ttl * 10);
+        assert_eq!(d.duplicate_cache_time, p.duplicate_cache_time * 10);
+        assert_eq!(d.validation_delay, Some(Duration::from_millis(30)));
+        assert_eq!(d.prune_backoff, p.prune_backoff * 10);
+        assert_eq!(d.unsubscribe_backoff, p.unsubscribe_backoff * 10);
+        assert_eq!(d.iwant_followup_time, p.iwant_followup_time * 10);
+        assert_eq!(d.publish_queue_duration, p.publish_queue_duration * 10);
+        assert_eq!(d.forward_queue_duration, p.forward_queue_duration * 10);
+        // Undo the durations: what is left must be the same, so no count was touched.
+        let back = GossipsubParams {
+            heartbeat_interval: p.heartbeat_interval,
+            heartbeat_initial_delay: p.heartbeat_initial_delay,
+            fanout_ttl: p.fanout_ttl,
+            duplicate_cache_time: p.duplicate_cache_time,
+            validation_delay: p.validation_delay,
+            prune_backoff: p.prune_backoff,
+            unsubscribe_backoff: p.unsubscribe_backoff,
+            iwant_followup_time: p.iwant_followup_time,
+            publish_queue_duration: p.publish_queue_duration,
+            forward_queue_duration: p.forward_queue_duration,
+            ..d
+        };
+        assert_eq!(back, p);
     }
 }

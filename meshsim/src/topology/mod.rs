@@ -90,6 +90,18 @@ impl LinkShape {
         self
     }
 
+    /// The shape `k` times slower: latency and jitter multiplied by `k`, bandwidth divided by
+    /// it (at least 1 bit/s), loss unchanged (time dilation: see
+    /// [`Sim::with_dilation`](crate::Sim::with_dilation)).
+    pub(crate) fn dilated(self, k: f64) -> Self {
+        LinkShape {
+            latency: self.latency.mul_f64(k),
+            jitter: self.jitter.mul_f64(k),
+            loss: self.loss,
+            bandwidth: self.bandwidth.map(|b| ((b as f64 / k) as u64).max(1)),
+        }
+    }
+
     /// Checks the values, naming the direction `from -> to` in the error.
     pub fn validate(&self, from: NodeId, to: NodeId) -> Result<(), TopologyError> {
         let bad = |field, value: String, why| TopologyError::InvalidShape {

@@ -86,6 +86,34 @@ pub struct LinkLag {
     pub exceeded: bool,
 }
 
+/// The largest time dilation [`LinkLag::suggested_dilation`] proposes.
+pub const MAX_SUGGESTED_DILATION: f64 = 100.0;
+
+impl LinkLag {
+    /// For a run at time dilation `current` whose p99 lag exceeded the threshold, the
+    /// dilation that should bring it to half the threshold; `None` when it did not exceed it
+    /// (or `current` is already [`MAX_SUGGESTED_DILATION`]).
+    ///
+    /// The lag is the CPU's backlog, which in wall time hardly depends on the dilation, so
+    /// the p99 in wall time (`p99 * current`) divided by the target gives the factor. It is
+    /// rounded up to a whole number, at least doubles `current`, and is capped at
+    /// [`MAX_SUGGESTED_DILATION`].
+    pub fn suggested_dilation(&self, current: f64) -> Option<f64> {
+        if !self.exceeded || current >= MAX_SUGGESTED_DILATION {
+            return None;
+        }
+        let wall_p99 = self.p99_ns as f64 * current;
+        // A zero threshold still gets a finite target: 100 µs.
+        let target = (self.threshold_ns as f64 / 2.0).max(100_000.0);
+        Some(
+            (wall_p99 / target)
+                .ceil()
+                .max(current * 2.0)
+                .min(MAX_SUGGESTED_DILATION),
+        )
+    }
+}
+
 impl std::fmt::Display for LinkLag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = |ns: u64| ns as f64 / 1e6;
@@ -128,6 +156,15 @@ pub struct Meta {
     pub started_at_unix_ns: u64,
     /// The meshsim version that wrote the trace.
     pub meshsim_version: String,
+    /// Time dilation: the network ran this many times slower than the trace's times (every
+    /// link latency and protocol timer multiplied by it, every recorded time divided by it;
+    /// see [`Sim::with_dilation`](crate::Sim::with_dilation)). 1 when it ran in real time.
+    #[serde(default = "no_dilation")]
+    pub dilation: f64,
+}
+
+fn no_dilation() -> f64 {
+    1.0
 }
 
 /// The network as the simulation started it.

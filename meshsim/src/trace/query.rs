@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -41,12 +42,20 @@ pub struct MessageStats {
 /// assertions on them. Returned by [`crate::Simulation::wait_delivered`] and [`Trace::delivery`].
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    trace: Trace,
+    /// Shared: a trace's deliveries all look at one copy of it.
+    trace: Arc<Trace>,
     info: MessageInfo,
     saved_to: Option<PathBuf>,
 }
 
 impl Trace {
+    /// When the links lagged above the threshold, the time dilation to run again with
+    /// ([`LinkLag::suggested_dilation`](super::LinkLag::suggested_dilation) at this trace's
+    /// dilation).
+    pub fn suggested_dilation(&self) -> Option<f64> {
+        self.lag.as_ref()?.suggested_dilation(self.meta.dilation)
+    }
+
     /// The message's record, if it was published in this trace.
     pub fn message(&self, msg: MsgId) -> Option<&MessageInfo> {
         self.messages.iter().find(|m| m.id == msg)
@@ -54,15 +63,7 @@ impl Trace {
 
     /// A view of one message for queries and assertions.
     pub fn delivery(&self, msg: MsgId) -> Result<Delivery> {
-        let info = self
-            .message(msg)
-            .cloned()
-            .ok_or(Error::UnknownMessage(msg.0))?;
-        Ok(Delivery {
-            trace: self.clone(),
-            info,
-            saved_to: None,
-        })
+        Delivery::of(Arc::new(self.clone()), msg)
     }
 
     /// Copies of messages (first deliveries and duplicates) sent over each directed peer
@@ -90,8 +91,11 @@ impl Trace {
             "{:>4} {:>6} {:>8} {:>7} {:>10} {:>10} {:>10} {:>9} {:>5}",
             "msg", "origin", "bytes", "reach", "p50", "p99", "spread", "dups/node", "hops"
         );
+        let shared = Arc::new(self.clone());
         for m in &self.messages {
-            let Ok(d) = self.delivery(m.id) else { continue };
+            let Ok(d) = Delivery::of(shared.clone(), m.id) else {
+                continue;
+            };
             let st = d.stats();
             let ms = |d: Option<Duration>| {
                 d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
@@ -116,6 +120,18 @@ impl Trace {
 }
 
 impl Delivery {
+    fn of(trace: Arc<Trace>, msg: MsgId) -> Result<Self> {
+        let info = trace
+            .message(msg)
+            .cloned()
+            .ok_or(Error::UnknownMessage(msg.0))?;
+        Ok(Delivery {
+            trace,
+            info,
+            saved_to: None,
+        })
+    }
+
     pub(crate) fn with_saved_to(mut self, path: Option<PathBuf>) -> Self {
         self.saved_to = path;
         self
@@ -229,17 +245,7 @@ impl Delivery {
 
     /// Hops from the origin to `node` along the propagation tree (0 for the origin).
     pub fn hops(&self, node: NodeId) -> Option<usize> {
-        let tree = self.propagation_tree();
-        let mut cur = node;
-        let mut hops = 0;
-        while cur != self.info.origin {
-            cur = *tree.get(&cur)?;
-            hops += 1;
-            if hops > tree.len() {
-                return None; // a cycle would mean a corrupt trace
-            }
-        }
-        Some(hops)
+        hops_in(&self.propagation_tree(), self.info.origin, node)
     }
 
     /// Summary figures.
@@ -248,7 +254,9 @@ impl Delivery {
         let missing = self.missing().len();
         let dups = self.duplicates_per_node();
         let duplicates: usize = dups.values().sum();
+        // One tree for every node's hops (each `hops` call would rebuild it).
         let tree = self.propagation_tree();
+        let origin = self.info.origin;
         MessageStats {
             msg: self.info.id,
             expected,
@@ -259,7 +267,7 @@ impl Delivery {
             dissemination: self.dissemination_time(),
             duplicates,
             duplicates_per_node: duplicates as f64 / dups.len().max(1) as f64,
-            max_hops: tree.keys().filter_map(|&n| self.hops(n)).max(),
+            max_hops: tree.keys().filter_map(|&n| hops_in(&tree, origin, n)).max(),
         }
     }
 
@@ -432,6 +440,20 @@ pub(crate) fn explain_missing(trace: &Trace, info: &MessageInfo, missing: &[Node
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Hops from `origin` to `node` along a propagation tree (child -> parent).
+fn hops_in(tree: &BTreeMap<NodeId, NodeId>, origin: NodeId, node: NodeId) -> Option<usize> {
+    let mut cur = node;
+    let mut hops = 0;
+    while cur != origin {
+        cur = *tree.get(&cur)?;
+        hops += 1;
+        if hops > tree.len() {
+            return None; // a cycle would mean a corrupt trace
+        }
+    }
+    Some(hops)
 }
 
 #[cfg(test)]

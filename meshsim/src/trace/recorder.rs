@@ -61,6 +61,8 @@ impl Report for Recorder {
 /// Shared by the simulation handle and every node task.
 pub(crate) struct Recorder {
     start: Instant,
+    /// Time dilation: trace times are wall time since `start` divided by this.
+    dilation: f64,
     state: Mutex<State>,
     changed: watch::Sender<u64>,
     lag: Mutex<LagSetting>,
@@ -93,6 +95,7 @@ impl Recorder {
         };
         Recorder {
             start: Instant::now(),
+            dilation: meta.dilation,
             state: Mutex::new(State {
                 trace: Trace {
                     format: super::FORMAT.into(),
@@ -130,9 +133,10 @@ impl Recorder {
         s.meter.as_ref().map(|m| m.report(s.threshold))
     }
 
-    /// Nanoseconds since the simulation started.
+    /// Nanoseconds of simulated time since the simulation started (wall time divided by
+    /// the time dilation).
     pub(crate) fn now_ns(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
+        (self.start.elapsed().as_nanos() as f64 / self.dilation) as u64
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -333,4 +337,59 @@ fn apply(live: &mut Live, node: Option<NodeId>, kind: &EventKind) {
         }
         _ => {}
     }
+}
+
+/// Records `per_thread` deliveries (a first copy, then seven duplicates, per node and
+/// message, as gossipsub at degree 8 makes them) from each of `threads` threads into a fresh
+/// recorder of 1,000 nodes; returns the wall time and the events recorded. For
+/// `meshsim-bench`'s trace-cost figure: this is the cost every node task pays per event.
+pub fn record_throughput(per_thread: usize, threads: usize) -> (Duration, usize) {
+    let nodes = 1000u32;
+    let recorder = Recorder::new(
+        Meta {
+            test: "bench.record".into(),
+            backend: "in-process".into(),
+            shaping: String::new(),
+            seed: 0,
+            node_software: String::new(),
+            params: Default::default(),
+            started_at_unix_ns: 0,
+            meshsim_version: env!("CARGO_PKG_VERSION").into(),
+            dilation: 1.0,
+        },
+        TopologySnapshot {
+            description: "bench".into(),
+            nodes: (0..nodes)
+                .map(|i| NodeSpec {
+                    id: NodeId(i),
+                    name: i.to_string(),
+                    position: None,
+                    peer_id: None,
+                })
+                .collect(),
+            links: Vec::new(),
+            overlay: Vec::new(),
+        },
+    );
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let recorder = &recorder;
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let node = NodeId(((i / 8 + t * 7919) % nodes as usize) as u32);
+                    let msg = MsgId((i / (8 * nodes as usize)) as u64);
+                    let from = NodeId((node.0 + 1 + (i % 8) as u32) % nodes);
+                    let kind = if i % 8 == 0 {
+                        EventKind::Delivered { msg, from }
+                    } else {
+                        EventKind::Duplicate { msg, from }
+                    };
+                    recorder.record(Some(node), kind);
+                }
+            });
+        }
+    });
+    let events = recorder.lock().trace.events.len();
+    (started.elapsed(), events)
 }

@@ -1303,6 +1303,7 @@
         str(meta.backend),
         str(meta.node_software),
         meta.seed !== undefined ? `seed ${str(meta.seed)}` : '',
+        Number(meta.dilation) > 1 ? `time dilated x${Number(meta.dilation)}` : '',
         m.description,
       ].filter(Boolean);
       $('meta').textContent = bits.join(' · ');

@@ -16,6 +16,8 @@ use crate::trace::LinkLag;
 /// Lags in microseconds, 1 µs to one hour, 2 significant digits (1 % resolution).
 pub(crate) struct LagMeter {
     hist: Mutex<Histogram<u64>>,
+    /// Time dilation: lags are recorded in simulated time, wall lag divided by this.
+    dilation: f64,
 }
 
 impl std::fmt::Debug for LagMeter {
@@ -27,8 +29,10 @@ impl std::fmt::Debug for LagMeter {
 }
 
 impl LagMeter {
-    pub(crate) fn new() -> Self {
+    /// A meter for links running `dilation` times slower than simulated time.
+    pub(crate) fn new(dilation: f64) -> Self {
         LagMeter {
+            dilation,
             hist: Mutex::new(
                 Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid histogram bounds"),
             ),
@@ -39,9 +43,11 @@ impl LagMeter {
         self.hist.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Notes one release `lag` after its due time.
+    /// Notes one release `lag` (wall time) after its due time.
     pub(crate) fn record(&self, lag: Duration) {
-        let us = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1);
+        let us = u64::try_from(lag.div_f64(self.dilation).as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.lock().saturating_record(us);
     }
 
@@ -76,7 +82,7 @@ mod tests {
 
     #[test]
     fn report_gives_percentiles_and_flags_the_p99() {
-        let m = LagMeter::new();
+        let m = LagMeter::new(1.0);
         assert_eq!(m.report(Duration::ZERO).samples, 0);
         for i in 1..=100u64 {
             m.record(Duration::from_micros(i * 100)); // 0.1 ms .. 10 ms
@@ -87,5 +93,14 @@ mod tests {
         assert!((9_800_000..=10_100_000).contains(&r.p99_ns), "{r:?}");
         assert!(r.exceeded);
         assert!(!m.report(Duration::from_millis(20)).exceeded);
+    }
+
+    #[test]
+    fn dilated_links_report_simulated_lag() {
+        let m = LagMeter::new(10.0);
+        m.record(Duration::from_millis(30));
+        let r = m.report(Duration::from_millis(5));
+        assert!((2_970_000..=3_030_000).contains(&r.p50_ns), "{r:?}");
+        assert!(!r.exceeded);
     }
 }

@@ -39,7 +39,7 @@ const PACKET: usize = 1448;
 const MIN_RTO: Duration = Duration::from_millis(200);
 
 /// The current condition of one direction between two nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct PathState {
     /// The shape traffic gets.
     pub shape: LinkShape,
@@ -51,6 +51,21 @@ pub(crate) struct PathState {
     pub cuts: u64,
     /// When the last cut was healed.
     pub last_heal: Option<Instant>,
+    /// The minimum retransmission timeout (Linux's, times the time dilation).
+    pub min_rto: Duration,
+}
+
+impl Default for PathState {
+    fn default() -> Self {
+        PathState {
+            shape: LinkShape::default(),
+            reverse_latency: Duration::ZERO,
+            blocked: false,
+            cuts: 0,
+            last_heal: None,
+            min_rto: MIN_RTO,
+        }
+    }
 }
 
 /// Bytes in flight; `data: None` is the end of the stream.
@@ -93,7 +108,7 @@ impl Sender {
         if shape.loss > 0.0 {
             // Resend only what was lost, one (doubling) RTO later each round.
             let mut unacked = data.len().div_ceil(PACKET).max(1);
-            let mut rto = shape.latency + state.reverse_latency + MIN_RTO;
+            let mut rto = shape.latency + state.reverse_latency + state.min_rto;
             for _ in 0..16 {
                 unacked = (0..unacked)
                     .filter(|_| self.rng.random_bool(shape.loss))
@@ -326,7 +341,7 @@ mod tests {
         let (_s1, out) =
             state(LinkShape::latency(Duration::from_millis(50)).with_bandwidth(8_000_000));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new()));
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
         let t0 = Instant::now();
         a.write_all(&[7u8; 10_000]).await.unwrap(); // 10 ms at 8 Mbit/s
         let mut buf = vec![0u8; 10_000];
@@ -339,7 +354,7 @@ mod tests {
     async fn partition_holds_until_heal() {
         let (s1, out) = state(LinkShape::latency(Duration::from_millis(20)));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new()));
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
         s1.send_modify(cut);
         a.write_all(b"hello").await.unwrap();
         let mut buf = [0u8; 5];
@@ -356,7 +371,7 @@ mod tests {
     async fn loss_becomes_retransmission_delay() {
         let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.5));
         let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
-        let (mut a, mut b) = pipe(out, back, 42, Arc::new(LagMeter::new()));
+        let (mut a, mut b) = pipe(out, back, 42, Arc::new(LagMeter::new(1.0)));
         let mut late = 0;
         for _ in 0..200 {
             let t0 = Instant::now();
@@ -381,7 +396,7 @@ mod tests {
             LinkShape::latency(Duration::from_millis(20)).with_jitter(Duration::from_millis(15)),
         );
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 7, Arc::new(LagMeter::new()));
+        let (mut a, mut b) = pipe(out, back, 7, Arc::new(LagMeter::new(1.0)));
         for i in 0..100u8 {
             a.write_all(&[i]).await.unwrap();
             tokio::time::advance(Duration::from_millis(1)).await;
@@ -395,7 +410,7 @@ mod tests {
     async fn bytes_in_flight_during_a_short_cut_arrive_after_the_heal() {
         let (s1, out) = state(LinkShape::latency(Duration::from_millis(100)));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new()));
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
         let t0 = Instant::now();
         a.write_all(b"x").await.unwrap();
         tokio::time::advance(Duration::from_millis(10)).await;
@@ -415,7 +430,7 @@ mod tests {
     async fn closing_travels_with_latency_and_waits_for_a_heal() {
         let (s1, out) = state(LinkShape::latency(Duration::from_millis(30)));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new()));
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
         s1.send_modify(cut);
         let t0 = Instant::now();
         drop(a.close().await);
@@ -432,7 +447,7 @@ mod tests {
     async fn large_writes_resend_only_lost_packets() {
         let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.05));
         let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
-        let (mut a, mut b) = pipe(out, back, 3, Arc::new(LagMeter::new()));
+        let (mut a, mut b) = pipe(out, back, 3, Arc::new(LagMeter::new(1.0)));
         let mut worst = Duration::ZERO;
         for _ in 0..50 {
             let t0 = Instant::now();

@@ -45,11 +45,12 @@ impl InProcess {
         params: GossipsubParams,
         topics: Vec<String>,
         security: Security,
+        dilation: f64,
         recorder: Arc<Recorder>,
     ) -> Result<Self> {
         let n = topology.node_count();
         let mut this = InProcess {
-            net: SimNet::new(topology, seed),
+            net: SimNet::new(topology, seed, dilation),
             recorder,
             book: Arc::new(PeerBook::default()),
             nodes: Vec::new(),

@@ -24,7 +24,10 @@ pub(crate) struct SimNet {
 }
 
 struct Inner {
+    /// The topology, its shapes already dilated.
     topology: Topology,
+    /// Time dilation: how many times slower than simulated time the links run.
+    dilation: f64,
     /// Each node's listener, with a token naming the transport that registered it.
     listeners: HashMap<NodeId, (u64, Listener)>,
     paths: HashMap<(NodeId, NodeId), watch::Sender<PathState>>,
@@ -42,6 +45,7 @@ impl Inner {
             shape,
             reverse_latency: back.latency,
             blocked,
+            min_rto: PathState::default().min_rto.mul_f64(self.dilation),
             ..PathState::default()
         })
     }
@@ -83,13 +87,15 @@ impl Inner {
 }
 
 impl SimNet {
-    pub(crate) fn new(topology: Topology, seed: u64) -> Arc<Self> {
+    /// A network over `topology`, whose shapes are already multiplied by `dilation`.
+    pub(crate) fn new(topology: Topology, seed: u64, dilation: f64) -> Arc<Self> {
         Arc::new(SimNet {
             seed,
-            lag: Arc::new(LagMeter::new()),
+            lag: Arc::new(LagMeter::new(dilation)),
             connections: AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 topology,
+                dilation,
                 listeners: HashMap::new(),
                 paths: HashMap::new(),
                 partitions: Vec::new(),

@@ -1,0 +1,4 @@
+#[meshsim_macros::test(dilation = 0.5)]
+async fn t() {}
+
+fn main() {}

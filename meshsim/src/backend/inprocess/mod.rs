@@ -21,7 +21,8 @@ use crate::topology::{LinkShape, NodeId, Topology};
 use crate::trace::recorder::Recorder;
 
 /// Dials in flight at once while starting: noise handshakes are CPU-bound, and thousands at
-/// once would time out on a small machine.
+/// once would time out on a small machine. Times the dilation: a dilated handshake spends
+/// `k` times longer waiting on its links, not on the CPU.
 const DIALS_IN_FLIGHT: usize = 256;
 
 /// The running nodes of an in-process simulation.
@@ -58,7 +59,9 @@ impl InProcess {
             topics,
             seed,
             security,
-            dials: Arc::new(Semaphore::new(DIALS_IN_FLIGHT)),
+            dials: Arc::new(Semaphore::new(
+                DIALS_IN_FLIGHT.saturating_mul(dilation.ceil() as usize),
+            )),
         };
         this.recorder.measure_lag(this.net.lag());
         for i in 0..n {

@@ -62,8 +62,9 @@
 //! stream becomes delay: a write is cut into 1448-byte packets, and if one is lost (each with
 //! probability `loss`) the write arrives one RTO later, `RTT + 200 ms`, doubling for each
 //! further loss. A partition holds all bytes until the heal, then delivers them one latency
-//! later. Opening a connection takes one round trip. Timers have tokio's 1 ms resolution, and
-//! on a busy CPU deliveries run late: that lag is real and shows up in measured latencies. The
+//! later. Opening a connection takes one round trip. Arrivals are released by a timer thread
+//! on the kernel's high-resolution timers (tokio's own ticks are 1 ms), and on a busy CPU
+//! deliveries run late: that lag is real and shows up in measured latencies. The
 //! links measure it (how long after its modelled arrival each delivery was taken), the trace
 //! records it ([`Trace::lag`], [`LinkLag`]), and a run whose p99 is above
 //! [`Sim::with_lag_threshold`] (default 5 ms) is flagged in the trace, in a warning when the

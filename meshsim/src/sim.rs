@@ -148,8 +148,8 @@ impl Sim {
     /// simulated time, so the test reads as if `k` were 1.
     ///
     /// Not scaled: CPU work (handshakes, encoding, validation, scheduling) is `k` times
-    /// cheaper in simulated time, which is the point; tokio's 1 ms timer resolution becomes
-    /// `1/k` ms; libp2p timers that gossipsub does not expose (`graft_flood_threshold`, used
+    /// cheaper in simulated time, which is the point; timer resolution becomes `k` times
+    /// finer; libp2p timers that gossipsub does not expose (`graft_flood_threshold`, used
     /// only by peer scoring, which meshsim leaves off; a remote PRUNE backoff's one-hour
     /// cap) stay in wall time; and the Docker backend refuses any `k` other than 1.
     ///

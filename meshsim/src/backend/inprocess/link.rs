@@ -15,14 +15,15 @@
 //!   or still in flight when it began, arrive one latency after the heal, in order (an
 //!   idealised TCP retransmission that gave up on no connection). Closing the connection
 //!   travels the same way, so a peer behind a partition does not see it close until the heal.
-//! - **Timers:** arrivals are scheduled on tokio's timer, which has millisecond resolution, and
-//!   a busy CPU delays them further; benchmarks measure that error.
+//! - **Timers:** arrivals are released by the link timer ([`super::timer`]: a thread on the
+//!   kernel's high-resolution timers, tens of microseconds), not tokio's 1 ms one; a busy CPU
+//!   delays them further, and the links measure that lag.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncWrite};
@@ -31,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 
 use super::lag::LagMeter;
+use super::timer;
 use crate::topology::LinkShape;
 
 /// Bytes of payload per simulated packet (a typical TCP MSS).
@@ -160,6 +162,10 @@ struct Receiver {
     current: Vec<u8>,
     pos: usize,
     sleep: Pin<Box<Sleep>>,
+    /// Wake on the fine-grained link timer instead of tokio's (which tests with a paused
+    /// tokio clock need); the deadline and task last registered with it.
+    precise: bool,
+    registered: Option<(Instant, Waker)>,
     heal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     last_release: Instant,
     ended: bool,
@@ -210,6 +216,15 @@ impl Receiver {
             }
             let at = chunk.at.max(self.last_release);
             if Instant::now() < at {
+                if self.precise {
+                    let known = matches!(&self.registered,
+                        Some((t, w)) if *t == at && w.will_wake(cx.waker()));
+                    if !known {
+                        timer::wake_at(at.into_std(), cx.waker());
+                        self.registered = Some((at, cx.waker().clone()));
+                    }
+                    return Poll::Pending;
+                }
                 if self.sleep.deadline() != at {
                     self.sleep.as_mut().reset(at);
                 }
@@ -241,12 +256,14 @@ pub(crate) struct SimStream {
 
 /// Makes a connected pair `(dialer end, listener end)`. `out` shapes dialer -> listener,
 /// `back` listener -> dialer; `seed` drives jitter and loss; `lag` notes how late each end
-/// reads what arrived.
+/// reads what arrived; `precise` releases arrivals on the fine-grained link timer rather
+/// than tokio's 1 ms one.
 pub(crate) fn pipe(
     out: watch::Receiver<PathState>,
     back: watch::Receiver<PathState>,
     seed: u64,
     lag: Arc<LagMeter>,
+    precise: bool,
 ) -> (SimStream, SimStream) {
     let (tx_out, rx_out) = mpsc::unbounded_channel();
     let (tx_back, rx_back) = mpsc::unbounded_channel();
@@ -266,6 +283,8 @@ pub(crate) fn pipe(
         current: Vec::new(),
         pos: 0,
         sleep: Box::pin(tokio::time::sleep_until(now)),
+        precise,
+        registered: None,
         heal: None,
         last_release: now,
         ended: false,
@@ -341,7 +360,7 @@ mod tests {
         let (_s1, out) =
             state(LinkShape::latency(Duration::from_millis(50)).with_bandwidth(8_000_000));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)), false);
         let t0 = Instant::now();
         a.write_all(&[7u8; 10_000]).await.unwrap(); // 10 ms at 8 Mbit/s
         let mut buf = vec![0u8; 10_000];
@@ -354,7 +373,7 @@ mod tests {
     async fn partition_holds_until_heal() {
         let (s1, out) = state(LinkShape::latency(Duration::from_millis(20)));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)), false);
         s1.send_modify(cut);
         a.write_all(b"hello").await.unwrap();
         let mut buf = [0u8; 5];
@@ -371,7 +390,7 @@ mod tests {
     async fn loss_becomes_retransmission_delay() {
         let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.5));
         let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
-        let (mut a, mut b) = pipe(out, back, 42, Arc::new(LagMeter::new(1.0)));
+        let (mut a, mut b) = pipe(out, back, 42, Arc::new(LagMeter::new(1.0)), false);
         let mut late = 0;
         for _ in 0..200 {
             let t0 = Instant::now();
@@ -396,7 +415,7 @@ mod tests {
             LinkShape::latency(Duration::from_millis(20)).with_jitter(Duration::from_millis(15)),
         );
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 7, Arc::new(LagMeter::new(1.0)));
+        let (mut a, mut b) = pipe(out, back, 7, Arc::new(LagMeter::new(1.0)), false);
         for i in 0..100u8 {
             a.write_all(&[i]).await.unwrap();
             tokio::time::advance(Duration::from_millis(1)).await;
@@ -410,7 +429,7 @@ mod tests {
     async fn bytes_in_flight_during_a_short_cut_arrive_after_the_heal() {
         let (s1, out) = state(LinkShape::latency(Duration::from_millis(100)));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)), false);
         let t0 = Instant::now();
         a.write_all(b"x").await.unwrap();
         tokio::time::advance(Duration::from_millis(10)).await;
@@ -430,7 +449,7 @@ mod tests {
     async fn closing_travels_with_latency_and_waits_for_a_heal() {
         let (s1, out) = state(LinkShape::latency(Duration::from_millis(30)));
         let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
+        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)), false);
         s1.send_modify(cut);
         let t0 = Instant::now();
         drop(a.close().await);
@@ -447,7 +466,7 @@ mod tests {
     async fn large_writes_resend_only_lost_packets() {
         let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.05));
         let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
-        let (mut a, mut b) = pipe(out, back, 3, Arc::new(LagMeter::new(1.0)));
+        let (mut a, mut b) = pipe(out, back, 3, Arc::new(LagMeter::new(1.0)), false);
         let mut worst = Duration::ZERO;
         for _ in 0..50 {
             let t0 = Instant::now();

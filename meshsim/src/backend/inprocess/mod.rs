@@ -4,6 +4,7 @@
 pub(crate) mod lag;
 mod link;
 mod net;
+mod timer;
 mod transport;
 
 pub(crate) use net::SimNet;

@@ -156,7 +156,7 @@ impl SimNet {
             ^ (u64::from(from.0) << 40)
             ^ (u64::from(to.0) << 20)
             ^ k.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        let (dialer, listener_end) = pipe(out, back, seed, self.lag.clone());
+        let (dialer, listener_end) = pipe(out, back, seed, self.lag.clone(), true);
         listener.send((listener_end, from)).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::ConnectionRefused,

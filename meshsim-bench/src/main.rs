@@ -290,7 +290,7 @@ async fn scale(plan: &Plan) -> Res {
             "note",
         ],
     );
-    let mut runs: Vec<(usize, bool)> = sizes(plan, &[1000, 2000, 5000, 10000], &[1000])
+    let mut runs: Vec<(usize, bool)> = sizes(plan, &[1000, 5000, 10000], &[1000])
         .iter()
         .map(|&n| (n, false))
         .collect();

@@ -33,6 +33,10 @@ pub fn agent_image() -> Result<String, String> {
     .ok_or_else(|| "no meshsim-agent image: start a Docker simulation first".into())
 }
 
+/// Numbers each baseline run's network, so a network the engine failed to remove never
+/// collides with the next.
+static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// How to start the baseline containers.
 #[derive(Debug, Clone, Copy)]
 pub enum Baseline {
@@ -45,7 +49,12 @@ pub enum Baseline {
 /// Starts `n` containers of `image` on a fresh internal network the way `how` says;
 /// returns the seconds until every `docker run` returned. Removes them all afterwards.
 pub fn start(n: usize, image: &str, how: Baseline) -> Result<f64, String> {
-    let net = format!("meshsim-bench-{}", std::process::id());
+    let kind = match how {
+        Baseline::OneByOne => "one",
+        Baseline::FloorInParallel => "floor",
+    };
+    let run_no = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let net = format!("meshsim-bench-{}-{n}-{kind}-{run_no}", std::process::id());
     let label = "meshsim.bench=1";
     docker(&["network", "create", "--internal", "--label", label, &net])?;
     let run = |i: usize| {
@@ -83,6 +92,19 @@ pub fn start(n: usize, image: &str, how: Baseline) -> Result<f64, String> {
     if rm.len() > 2 {
         docker(&rm)?;
     }
-    docker(&["network", "rm", &net])?;
+    // The engine releases a removed container's endpoint asynchronously (retry a while), and
+    // Docker 20.10 sometimes keeps a stale one for good after a burst of parallel runs: then
+    // the network is left behind (labelled `meshsim.bench=1`) and the run goes on.
+    let mut removed = docker(&["network", "rm", &net]);
+    for _ in 0..25 {
+        if removed.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        removed = docker(&["network", "rm", &net]);
+    }
+    if let Err(e) = removed {
+        eprintln!("warning: {e} (remove it with `docker network rm {net}` later)");
+    }
     started.map(|()| secs)
 }

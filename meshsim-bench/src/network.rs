@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use meshsim::{DEFAULT_TOPIC, Security, Sim, Topology, ms, node, secs};
+use meshsim::{DEFAULT_TOPIC, Security, Sim, Topology, ms, node};
 use serde::{Deserialize, Serialize};
 
 use crate::machine;
@@ -70,6 +70,8 @@ pub async fn run(spec: &Spec) -> meshsim::Result<Outcome> {
     } else {
         Security::Noise
     };
+    // Waits are in simulated time: bound them to ten minutes of wall time whatever the dilation.
+    let patience = Duration::from_secs_f64(600.0 / spec.dilation);
     let t0 = Instant::now();
     let net =
         Topology::random_regular(spec.nodes, spec.degree, 1)?.with_latency(ms(spec.latency_ms));
@@ -77,12 +79,12 @@ pub async fn run(spec: &Spec) -> meshsim::Result<Outcome> {
         .with_seed(1)
         .with_security(security)
         .with_dilation(spec.dilation)
-        .with_ready_timeout(secs(3600));
+        .with_ready_timeout(patience);
     let mut sim = sim.start(net).await?;
     let ready_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 1024).await?;
-    let d = sim.wait_delivered(msg, secs(3600)).await?;
+    let d = sim.wait_delivered(msg, patience).await?;
     let deliver_s = t1.elapsed().as_secs_f64();
     let st = d.stats();
     let errors = sorted(hop_errors_ms(&d, spec.latency_ms as f64));

@@ -8,6 +8,7 @@
 //! 1 KiB message; wait until every other node has it. Timed from the first node's start to
 //! the last delivery, with the CPU time the process used over the same span.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -65,16 +66,19 @@ enum Report {
     Received,
 }
 
-/// The scenario directly on rust-libp2p. `run` keeps each run's memory-transport ports
-/// apart.
-pub async fn raw(n: usize, run: u64) -> Cost {
+/// Memory-transport ports handed out so far: every run takes fresh ones.
+static NEXT_PORT: AtomicU64 = AtomicU64::new(1_000_000);
+
+/// The scenario directly on rust-libp2p.
+pub async fn raw(n: usize) -> Cost {
     let edges = graph(n);
     let mut peers = vec![Vec::new(); n];
     for &(a, b) in &edges {
         peers[a].push(b);
         peers[b].push(a);
     }
-    let port = |i: usize| 1_000_000 * (run + 1) + i as u64;
+    let base = NEXT_PORT.fetch_add(n as u64, Ordering::Relaxed);
+    let port = |i: usize| base + i as u64;
     let keys: Vec<Keypair> = (0..n).map(|_| Keypair::generate_ed25519()).collect();
     let ids: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
     let (t, cpu) = (Instant::now(), cpu_seconds());
@@ -112,7 +116,7 @@ pub async fn raw(n: usize, run: u64) -> Cost {
                     Ok(()) = publish_rx.changed(), if !published => {
                         published = true;
                         let mut data = vec![7u8; 1024];
-                        data[..8].copy_from_slice(&run.to_be_bytes());
+                        data[..8].copy_from_slice(&base.to_be_bytes());
                         swarm.behaviour_mut().publish(topic.clone(), data).expect("publish");
                     }
                 }
@@ -140,8 +144,12 @@ pub async fn raw(n: usize, run: u64) -> Cost {
         cpu_s: cpu_seconds() - cpu,
         delivered,
     };
-    for task in tasks {
+    // Every node ends (and drops its swarm) before the next run starts.
+    for task in &tasks {
         task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
     }
     cost
 }

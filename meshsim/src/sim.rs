@@ -149,9 +149,11 @@ impl Sim {
     ///
     /// Not scaled: CPU work (handshakes, encoding, validation, scheduling) is `k` times
     /// cheaper in simulated time, which is the point; timer resolution becomes `k` times
-    /// finer; libp2p timers that gossipsub does not expose (`graft_flood_threshold`, used
-    /// only by peer scoring, which meshsim leaves off; a remote PRUNE backoff's one-hour
-    /// cap) stay in wall time; and the Docker backend refuses any `k` other than 1.
+    /// finer; libp2p timers that gossipsub does not expose stay in wall time: libp2p-swarm's
+    /// 10 s substream negotiation timeout (keep `k` times the slowest round trip well under
+    /// 10 s, or gossipsub's substreams time out before they are negotiated),
+    /// `graft_flood_threshold` (used only by peer scoring, which meshsim leaves off) and a
+    /// remote PRUNE backoff's one-hour cap; and the Docker backend refuses any `k` other than 1.
     ///
     /// `k` must be finite and at least 1 (default 1). Under `#[meshsim::test]`, a test that
     /// does not fix it (here or with `dilation = k` on the attribute) gets it from the

@@ -177,6 +177,17 @@ async fn timed_start(
     Ok((t.elapsed().as_secs_f64(), sim))
 }
 
+/// Each container's agent resident memory, in MiB.
+async fn agent_rss_mib(sim: &meshsim::Simulation) -> Result<Vec<f64>, String> {
+    Ok(sim
+        .container_stats()
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|s| s.rss_bytes as f64 / (1 << 20) as f64)
+        .collect())
+}
+
 async fn startup(plan: &Plan) -> Res {
     section(
         "Start-up",
@@ -216,13 +227,7 @@ async fn startup(plan: &Plan) -> Res {
             let (t, sim) = timed_start(Backend::Docker, n, r as u64).await?;
             ours.push(t);
             if r == 0 {
-                rss = sim
-                    .container_stats()
-                    .await
-                    .map_err(err)?
-                    .iter()
-                    .map(|s| s.rss_bytes as f64 / (1 << 20) as f64)
-                    .collect();
+                rss = agent_rss_mib(&sim).await?;
             }
             sim.stop().await;
             one.push(docker::start(n, &image, docker::Baseline::OneByOne)?);
@@ -333,13 +338,7 @@ async fn scale(plan: &Plan) -> Res {
         .map_err(err)?;
     let d = sim.wait_delivered(msg, secs(120)).await.map_err(err)?;
     let deliver = t.elapsed().as_secs_f64();
-    let rss: f64 = sim
-        .container_stats()
-        .await
-        .map_err(err)?
-        .iter()
-        .map(|s| s.rss_bytes as f64 / (1 << 20) as f64)
-        .sum();
+    let rss: f64 = agent_rss_mib(&sim).await?.iter().sum();
     sim.stop().await;
     cells(&[
         format!("Docker, {n} containers (random 4-regular, no latency)"),

@@ -43,7 +43,7 @@ async fn run() -> meshsim::Result<()> {
         .with_seed(seed)
         .with_params(gossipsub)
         .with_topics(["blocks"]);
-    let mut sim = sim.start(net).await?;
+    let sim = sim.start(net).await?;
     println!("meshes formed; publishing 8 blocks of 64 KiB\n");
     let mut worst_reach: f64 = 1.0;
     for i in 0..8u32 {

@@ -173,7 +173,7 @@ impl Agent {
                 ok()
             }
             B::Connect(c) => self.node()?.connect(c.peer).await.and_then(|()| ok()),
-            B::Disconnect(d) => self.node()?.disconnect(d.peer).and_then(|()| ok()),
+            B::Disconnect(d) => self.node()?.disconnect(d.peer).await.and_then(|()| ok()),
             B::Subscribe(t) => self.node()?.subscribe(t.topic).await.and_then(|()| ok()),
             B::Unsubscribe(t) => self.node()?.unsubscribe(t.topic).await.and_then(|()| ok()),
             B::Publish(p) => self

@@ -38,7 +38,7 @@ async fn hops(
         max_transmit_size: 4 << 20,
         ..GossipsubParams::default()
     };
-    let mut sim = Sim::new("bench.fidelity")?
+    let sim = Sim::new("bench.fidelity")?
         .with_backend(backend)
         .with_params(params)
         .with_ready_timeout(secs(300))

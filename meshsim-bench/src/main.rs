@@ -330,7 +330,7 @@ async fn scale(plan: &Plan) -> Res {
         return Ok(());
     }
     let n = if plan.quick { 20 } else { 100 };
-    let (ready, mut sim) = timed_start(Backend::Docker, n, 1).await?;
+    let (ready, sim) = timed_start(Backend::Docker, n, 1).await?;
     let t = Instant::now();
     let msg = sim
         .publish(node(0), DEFAULT_TOPIC, 1024)

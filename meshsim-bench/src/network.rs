@@ -80,7 +80,7 @@ pub async fn run(spec: &Spec) -> meshsim::Result<Outcome> {
         .with_security(security)
         .with_dilation(spec.dilation)
         .with_ready_timeout(patience);
-    let mut sim = sim.start(net).await?;
+    let sim = sim.start(net).await?;
     let ready_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 1024).await?;

@@ -45,7 +45,7 @@ fn graph(n: usize) -> Vec<(usize, usize)> {
 pub async fn through_meshsim(n: usize) -> meshsim::Result<Cost> {
     let (t, cpu) = (Instant::now(), cpu_seconds());
     let sim = Sim::new("bench.overhead")?.with_seed(1);
-    let mut sim = sim
+    let sim = sim
         .with_ready_timeout(secs(600))
         .start(Topology::random_regular(n, 8, 1)?)
         .await?;

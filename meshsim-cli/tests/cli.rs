@@ -43,7 +43,7 @@ fn real_trace() -> &'static Trace {
     TRACE.get_or_init(|| {
         tokio::runtime::Runtime::new().unwrap().block_on(async {
             let sim = Sim::new("cli.fixture").unwrap().with_seed(3);
-            let mut sim = sim
+            let sim = sim
                 .start(Topology::ring(6).unwrap().with_latency(ms(20)))
                 .await
                 .unwrap();

@@ -35,8 +35,12 @@
 //!   `random_regular`, `erdos_renyi`, `barabasi_albert`, `geographic`) and imports (Shadow GML,
 //!   GraphML). The [`Overlay`] says which peer connections the protocol makes; traffic between
 //!   peers that are not directly linked follows the lowest-latency underlay path.
-//! - [`node`]: the rust-libp2p gossipsub node, with every parameter in [`GossipsubParams`],
-//!   checked before libp2p sees it.
+//! - [`node`]: node software, what runs on each node. [`NodeSoftware`] describes it; meshsim
+//!   starts it once per node and drives it with commands (connect, subscribe, publish), and
+//!   it reports what it sees (deliveries with the peer they came from, duplicates,
+//!   connections, grafts and prunes). The default is the built-in rust-libp2p gossipsub node
+//!   ([`GossipsubNode`], every parameter in [`GossipsubParams`], checked before libp2p sees
+//!   it); see "Your own node software" below for the others.
 //! - backends make a topology real: [`Backend::InProcess`] (the default) runs every node as a
 //!   task in the test process over simulated links; [`Backend::Docker`] runs each node in its
 //!   own container (`meshsim-agent`) on an internal Docker network, with every link shaped on
@@ -54,6 +58,41 @@
 //!   of go-libp2p-pubsub traces. The `meshsim` command-line tool (crate `meshsim-cli`) puts
 //!   these and the viewer behind `meshsim view|stats|export|import|validate`.
 //! - [`test`]: the `#[meshsim::test]` attribute.
+//!
+//! # Your own node software
+//! [`Sim::with_software`] runs other node software on every node, [`Sim::with_software_on`]
+//! on some of them (a mixed network); the trace records which ran where
+//! ([`trace::Meta::software`]) and everything downstream works the same. Two families run
+//! in process:
+//! - a rust-libp2p `NetworkBehaviour` of your own, each node on its own `Swarm` over
+//!   meshsim's links: [`node::Libp2p`]. Build your gossipsub with
+//!   [`node::Libp2pContext::gossipsub`] and meshsim records every copy, graft and prune of
+//!   it without further code; validation, scoring and extra protocols stay yours.
+//! - a protocol not built on libp2p: implement [`NodeSoftware`] and use the node's
+//!   [`node::Network`] (dial and accept [`node::Connection`]s, plain `AsyncRead + AsyncWrite`
+//!   byte streams over the same shaped links) and report with [`node::NodeEvents`].
+//!
+//! ```
+//! use meshsim::node::{Libp2p, Readiness};
+//! use meshsim::{Sim, Topology, ms, node, secs};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let software = Libp2p::new("my-gossipsub", "0.1", |ctx| {
+//!     let config = libp2p::gossipsub::ConfigBuilder::default()
+//!         .heartbeat_interval(ctx.dilate(ms(100)))
+//!         .build()?;
+//!     ctx.gossipsub(config)
+//! })
+//! .with_readiness(Readiness::Mesh { d_lo: 4 });
+//! let sim = Sim::new("doc.own_software")?
+//!     .with_software(software)
+//!     .start(Topology::ring(8)?.with_latency(ms(20)))
+//!     .await?;
+//! let msg = sim.publish(node(0), meshsim::DEFAULT_TOPIC, 256).await?;
+//! sim.wait_delivered(msg, secs(5)).await?.assert_reach(1.0)?;
+//! # meshsim::Result::<()>::Ok(())
+//! # }).unwrap();
+//! ```
 //!
 //! # The in-process link model
 //! Each direction of a peer connection is a pipe. A write of `n` bytes occupies the link for
@@ -136,10 +175,10 @@ pub use error::{
     AssertionError, Error, ImportError, ParamsError, Result, TopologyError, TraceFileError,
     TraceFormatError,
 };
-pub use node::{GossipsubParams, Security};
+pub use node::{GossipsubNode, GossipsubParams, NodeSoftware, Security};
 pub use sim::{ContainerStats, DEFAULT_LAG_THRESHOLD, DEFAULT_TOPIC, Sim, Simulation};
 pub use topology::{GeoParams, Link, LinkShape, NodeId, Overlay, Topology, node};
-pub use trace::{Delivery, Event, EventKind, LinkLag, MsgId, Trace};
+pub use trace::{Delivery, Event, EventKind, LinkLag, MsgId, SoftwareInfo, Trace};
 
 /// Marks an `async fn(sim: meshsim::Sim) -> meshsim::Result<()>` as a test.
 ///

@@ -4,17 +4,21 @@
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::backend::{Backend, NodeConfig, Nodes};
 use crate::error::{Error, Result, TopologyError, list_nodes};
-use crate::node::{self, GossipsubParams, Security};
+use crate::node::{self, GossipsubNode, GossipsubParams, NodeSoftware, Readiness, Security};
 use crate::runner::TestContext;
 use crate::topology::{Link, LinkShape, NodeId, NodeSpec, Topology};
 use crate::trace::recorder::{Live, Recorder, State};
-use crate::trace::{Delivery, EventKind, LinkLag, Meta, MsgId, TopologySnapshot, Trace, trace_dir};
+use crate::trace::{
+    Delivery, EventKind, LinkLag, Meta, MsgId, SoftwareInfo, SoftwareRun, TopologySnapshot, Trace,
+    trace_dir,
+};
 
 /// The topic nodes subscribe to unless the test names others.
 pub const DEFAULT_TOPIC: &str = "meshsim";
@@ -30,10 +34,24 @@ pub struct Sim {
     ready_timeout: Duration,
     lag_threshold: Duration,
     security: Security,
+    /// Node software instead of the built-in node, for every node not in `software_on`.
+    software: Option<Software>,
+    /// Node software for some nodes (later entries win).
+    software_on: Vec<(BTreeSet<NodeId>, Software)>,
     dilation: f64,
     /// The dilation was chosen by the test runner, not fixed by the test.
     auto_dilation: bool,
     ctx: Option<Arc<TestContext>>,
+}
+
+/// Node software as a [`Sim`] holds it.
+#[derive(Clone)]
+struct Software(Arc<dyn NodeSoftware>);
+
+impl std::fmt::Debug for Software {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.info())
+    }
 }
 
 /// The p99 link lag above which a trace is flagged (see [`Sim::with_lag_threshold`]).
@@ -52,6 +70,8 @@ impl Sim {
             ready_timeout: Duration::from_secs(60),
             lag_threshold: DEFAULT_LAG_THRESHOLD,
             security: Security::Noise,
+            software: None,
+            software_on: Vec::new(),
             dilation: 1.0,
             auto_dilation: false,
             ctx: None,
@@ -76,6 +96,8 @@ impl Sim {
             ready_timeout: Duration::from_secs(60),
             lag_threshold: DEFAULT_LAG_THRESHOLD,
             security: Security::Noise,
+            software: None,
+            software_on: Vec::new(),
             dilation,
             auto_dilation: auto,
             ctx: Some(ctx),
@@ -109,7 +131,7 @@ impl Sim {
         self
     }
 
-    /// How in-process nodes secure their connections (default [`Security::Noise`]).
+    /// How the built-in nodes secure their connections (default [`Security::Noise`]).
     /// [`Security::Plaintext`] skips the noise handshakes that dominate the start-up of large
     /// in-process networks; the Docker backend refuses it.
     pub fn with_security(mut self, security: Security) -> Self {
@@ -117,7 +139,27 @@ impl Sim {
         self
     }
 
-    /// Sets the gossipsub parameters of every node.
+    /// Runs `software` on every node (instead of meshsim's built-in gossipsub node, see
+    /// [`node`](crate::node)); nodes added during the run get it too. In-process backend.
+    pub fn with_software(mut self, software: impl NodeSoftware) -> Self {
+        self.software = Some(Software(Arc::new(software)));
+        self
+    }
+
+    /// Runs `software` on `nodes`, for a mixed network: the others run what
+    /// [`Sim::with_software`] chose, or the built-in node. Node ids the topology does not
+    /// have are an error at start. In-process backend.
+    pub fn with_software_on(
+        mut self,
+        nodes: impl IntoIterator<Item = NodeId>,
+        software: impl NodeSoftware,
+    ) -> Self {
+        self.software_on
+            .push((nodes.into_iter().collect(), Software(Arc::new(software))));
+        self
+    }
+
+    /// Sets the gossipsub parameters of the built-in nodes.
     pub fn with_params(mut self, params: GossipsubParams) -> Self {
         self.params = params;
         self
@@ -189,7 +231,6 @@ impl Sim {
     /// Starts every node and dials the overlay, without waiting for it to form.
     pub async fn start_unready(self, topology: Topology) -> Result<Simulation> {
         topology.validate()?;
-        self.params.validate()?;
         let k = self.dilation;
         if !(k.is_finite() && k >= 1.0) {
             return Err(Error::Dilation {
@@ -213,6 +254,49 @@ impl Sim {
         }
         let overlay = topology.overlay_pairs()?;
         let n = topology.node_count();
+        let builtin = Software(Arc::new(
+            GossipsubNode::new(self.params.clone()).with_security(self.security),
+        ));
+        let default_software = self.software.clone().unwrap_or(builtin);
+        let mut software = vec![default_software.clone(); n];
+        for (nodes, sw) in &self.software_on {
+            for &node in nodes {
+                *software
+                    .get_mut(node.index())
+                    .ok_or(Error::UnknownNode(node))? = sw.clone();
+            }
+        }
+        // Each distinct software once, in order of first use, with its nodes.
+        let mut runs: Vec<(Software, SoftwareRun)> = Vec::new();
+        for (i, sw) in software.iter().enumerate() {
+            match runs.iter_mut().find(|(s, _)| Arc::ptr_eq(&s.0, &sw.0)) {
+                Some((_, run)) => run.nodes.push(NodeId(i as u32)),
+                None => {
+                    sw.0.check()?;
+                    runs.push((
+                        sw.clone(),
+                        SoftwareRun {
+                            info: sw.0.info(),
+                            nodes: vec![NodeId(i as u32)],
+                        },
+                    ));
+                }
+            }
+        }
+        if !runs
+            .iter()
+            .any(|(s, _)| Arc::ptr_eq(&s.0, &default_software.0))
+        {
+            default_software.0.check()?;
+        }
+        let custom = self.software.is_some() || !self.software_on.is_empty();
+        if custom && self.backend == Backend::Docker {
+            return Err(Error::BackendUnavailable {
+                backend: self.backend.to_string(),
+                reason: "node software other than the built-in gossipsub node runs in process only so far; containers run meshsim-agent".into(),
+            });
+        }
+        let readiness: Vec<Readiness> = software.iter().map(|s| s.0.readiness()).collect();
         let dilated = if k == 1.0 {
             String::new()
         } else {
@@ -250,8 +334,16 @@ impl Sim {
                 backend: self.backend.to_string(),
                 shaping: self.backend.shaping().to_string(),
                 seed: self.seed,
-                node_software: node::software(self.security),
-                params: self.params.clone(),
+                node_software: runs
+                    .iter()
+                    .map(|(_, r)| r.info.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" + "),
+                params: runs
+                    .first()
+                    .map(|(_, r)| r.info.params.clone())
+                    .unwrap_or_default(),
+                software: runs.iter().map(|(_, r)| r.clone()).collect(),
                 started_at_unix_ns: 0,
                 meshsim_version: env!("CARGO_PKG_VERSION").to_string(),
                 dilation: k,
@@ -269,9 +361,10 @@ impl Sim {
             &overlay,
             NodeConfig {
                 seed: self.seed,
-                params: &self.params.dilated(k),
+                params: &self.params,
+                software: software.into_iter().map(|s| s.0).collect(),
+                default_software: default_software.0.clone(),
                 topics: &self.topics,
-                security: self.security,
                 dilation: k,
             },
             recorder.clone(),
@@ -282,8 +375,10 @@ impl Sim {
             nodes,
             recorder,
             overlay: overlay.clone(),
-            params: self.params,
-            next_msg: 0,
+            readiness,
+            default_readiness: default_software.0.readiness(),
+            default_info: default_software.0.info(),
+            next_msg: AtomicU64::new(0),
             trace_file,
             dilation: k,
         };
@@ -314,8 +409,12 @@ pub struct Simulation {
     nodes: Nodes,
     recorder: Arc<Recorder>,
     overlay: Vec<(NodeId, NodeId)>,
-    params: GossipsubParams,
-    next_msg: u64,
+    /// Each node's readiness rule, and the rule of nodes added later.
+    readiness: Vec<Readiness>,
+    default_readiness: Readiness,
+    /// What nodes added later run, as the trace records it.
+    default_info: SoftwareInfo,
+    next_msg: AtomicU64,
     trace_file: PathBuf,
     dilation: f64,
 }
@@ -411,22 +510,42 @@ impl Simulation {
         }
     }
 
-    /// Waits until `predicate` holds on the trace, re-checking after every event. `what`
-    /// describes the condition for the timeout error.
+    /// Waits until `predicate` holds on the trace, re-checking after recorded events. `what`
+    /// describes the condition for the timeout error. The predicate sees a copy of the
+    /// trace, taken without holding anything the nodes or the simulation need, so it may
+    /// call anything on the simulation; each check costs a copy of the trace, and a check
+    /// that takes `d` is not repeated within `10 d`.
     pub async fn wait_until(
         &self,
         timeout: Duration,
         what: &str,
         mut predicate: impl FnMut(&Trace) -> bool,
     ) -> Result<()> {
-        self.wait_live(timeout, what, |st, _| {
-            if predicate(&st.trace) {
-                Ok(())
-            } else {
-                Err("not yet".into())
+        let deadline = Instant::now()
+            .checked_add(self.wall(timeout))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
+        let mut changes = self.recorder.watch();
+        loop {
+            changes.borrow_and_update();
+            let started = Instant::now();
+            if predicate(&self.recorder.snapshot()) {
+                return Ok(());
             }
-        })
-        .await
+            let pause = started.elapsed() * 10;
+            let next = async {
+                tokio::time::sleep(pause).await;
+                changes.changed().await
+            };
+            if tokio::time::timeout_at(deadline, next).await.is_err() {
+                if predicate(&self.recorder.snapshot()) {
+                    return Ok(());
+                }
+                return Err(Error::Timeout {
+                    after: timeout,
+                    what: format!("{what} (trace: {})", self.trace_file.display()),
+                });
+            }
+        }
     }
 
     /// Waits until the overlay has formed (see [`Sim::start`]).
@@ -436,13 +555,17 @@ impl Simulation {
             adjacency[a.index()].push(b);
             adjacency[b.index()].push(a);
         }
-        let d_lo = self.params.d_lo;
         self.wait_live(timeout, "the overlay to form", |st, explain| {
             let live = &st.live;
             let mut not_ready = Vec::new();
             let mut first = String::new();
             for &n in &live.up {
-                if let Some(problem) = not_ready_because(live, n, &adjacency[n.index()], d_lo) {
+                let rule = *self
+                    .readiness
+                    .get(n.index())
+                    .unwrap_or(&self.default_readiness);
+                let peers = &adjacency[n.index()];
+                if let Some(problem) = not_ready_because(live, n, peers, rule) {
                     if !explain {
                         return Err(String::new());
                     }
@@ -466,8 +589,10 @@ impl Simulation {
     }
 
     /// Publishes a message of `size` bytes (at least 8: meshsim's payload starts with the
-    /// message number) from `node` on `topic`, and returns its number.
-    pub async fn publish(&mut self, node: NodeId, topic: &str, size: usize) -> Result<MsgId> {
+    /// message number) from `node` on `topic`, and returns its number. Publishes may run
+    /// concurrently; a failed one gives its number back unless a later publish has taken one
+    /// since.
+    pub async fn publish(&self, node: NodeId, topic: &str, size: usize) -> Result<MsgId> {
         if size < 8 {
             return Err(Error::Publish {
                 node,
@@ -477,7 +602,7 @@ impl Simulation {
                 ),
             });
         }
-        let msg = MsgId(self.next_msg);
+        let msg = self.next_msg();
         let mut data = msg.0.to_be_bytes().to_vec();
         // Filler that differs per message, so content-addressed message ids stay distinct.
         data.extend((0..size - 8).map(|i| (i as u64).wrapping_mul(31).wrapping_add(msg.0) as u8));
@@ -485,29 +610,46 @@ impl Simulation {
     }
 
     /// Publishes `data` from `node`; meshsim puts its 8-byte message number in front.
-    pub async fn publish_bytes(&mut self, node: NodeId, topic: &str, data: &[u8]) -> Result<MsgId> {
-        let msg = MsgId(self.next_msg);
+    pub async fn publish_bytes(&self, node: NodeId, topic: &str, data: &[u8]) -> Result<MsgId> {
+        let msg = self.next_msg();
         let mut payload = msg.0.to_be_bytes().to_vec();
         payload.extend_from_slice(data);
         self.publish_payload(node, topic, msg, payload).await
     }
 
+    fn next_msg(&self) -> MsgId {
+        MsgId(self.next_msg.fetch_add(1, Ordering::Relaxed))
+    }
+
     async fn publish_payload(
-        &mut self,
+        &self,
         node: NodeId,
         topic: &str,
         msg: MsgId,
         data: Vec<u8>,
     ) -> Result<MsgId> {
-        self.check_running(node)?;
-        let res = self.nodes.publish(node, msg, topic, data).await?;
-        res.map_err(|reason| Error::Publish {
-            node,
-            topic: topic.into(),
-            reason,
-        })?;
-        self.next_msg += 1;
-        Ok(msg)
+        let res = match self.check_running(node) {
+            Ok(()) => self.nodes.publish(node, msg, topic, data).await,
+            Err(e) => Err(e),
+        };
+        let res = res.and_then(|res| {
+            res.map_err(|reason| Error::Publish {
+                node,
+                topic: topic.into(),
+                reason,
+            })
+        });
+        if res.is_err() {
+            // Give the number back unless a later publish has taken one since: run one after
+            // another, failed publishes leave no gap in the numbers.
+            let _ = self.next_msg.compare_exchange(
+                msg.0 + 1,
+                msg.0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        res.map(|()| msg)
     }
 
     /// Waits until every node expected to receive `msg` (subscribed at publish time) has it.
@@ -655,14 +797,17 @@ impl Simulation {
         Ok((sa.into_iter().collect(), sb.into_iter().collect()))
     }
 
-    /// Stops a node: its task ends (its container stops) and its connections close (peers
-    /// see them close one latency later, or after a heal).
+    /// Stops a node gracefully: in process, its software is told to stop (its command queue
+    /// closes) and has two seconds to close its connections the protocol's way (the
+    /// built-in node closes each; peers see them close one latency later, or after a heal);
+    /// in a container, the container stops.
     pub async fn stop_node(&mut self, n: NodeId) -> Result<()> {
         self.halt(n, false).await
     }
 
-    /// Kills a node abruptly: in a container, SIGKILL; in process, the same as
-    /// [`Simulation::stop_node`]. The trace records it as killed.
+    /// Kills a node abruptly, as a crash would: in a container, SIGKILL; in process, its
+    /// task ends at once, with no goodbye, and its connections reset (peers' reads fail with
+    /// `ConnectionReset` one latency later). The trace records it as killed.
     pub async fn kill_node(&mut self, n: NodeId) -> Result<()> {
         self.halt(n, true).await
     }
@@ -724,6 +869,7 @@ impl Simulation {
             .map(|&(p, s)| (p, s.dilated(self.dilation)))
             .collect();
         let n = self.nodes.add(&dilated).await?;
+        self.readiness.push(self.default_readiness);
         // Read before `add_node`, which takes the same lock.
         let seed = self.recorder.lock().trace.meta.seed;
         self.recorder.add_node(
@@ -744,6 +890,16 @@ impl Simulation {
                 .collect(),
             links.iter().map(|&(p, _)| (n, p)).collect(),
         );
+        {
+            let software = &mut self.recorder.lock().trace.meta.software;
+            match software.iter_mut().find(|r| r.info == self.default_info) {
+                Some(run) => run.nodes.push(n),
+                None => software.push(SoftwareRun {
+                    info: self.default_info.clone(),
+                    nodes: vec![n],
+                }),
+            }
+        }
         for &(p, _) in links {
             self.overlay.push((n, p));
             if self.nodes.is_running(p) {
@@ -855,14 +1011,18 @@ impl Simulation {
     }
 }
 
-/// Why node `n` is not ready yet, if it is not: an overlay peer not connected, a connected
-/// peer's subscription not yet heard, or a mesh below `min(D_lo, subscribed peers)`.
+/// Why node `n` is not ready yet by `rule`, if it is not: an overlay peer not connected,
+/// and for the mesh rule a connected peer's subscription not yet heard or a mesh below
+/// `min(D_lo, subscribed peers)`.
 fn not_ready_because(
     live: &Live,
     n: NodeId,
     overlay_peers: &[NodeId],
-    d_lo: usize,
+    rule: Readiness,
 ) -> Option<String> {
+    if rule == Readiness::Reported {
+        return (!live.ready.contains(&n)).then(|| format!("{n} has not reported itself ready"));
+    }
     let connected = live.connected.get(&n);
     let is_connected = |p: &NodeId| connected.is_some_and(|c| c.contains(p));
     if let Some(p) = overlay_peers
@@ -871,6 +1031,9 @@ fn not_ready_because(
     {
         return Some(format!("{n} not yet connected to {p}"));
     }
+    let Readiness::Mesh { d_lo } = rule else {
+        return None;
+    };
     for topic in live.subscriptions.get(&n).into_iter().flatten() {
         let subscribed = connected
             .into_iter()

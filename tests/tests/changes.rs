@@ -40,7 +40,7 @@ async fn per_direction_shapes_apply_separately(sim: meshsim::Sim) -> meshsim::Re
         LinkShape::latency(ms(15)),
         LinkShape::latency(ms(60)),
     )?;
-    let mut sim = sim.start(net).await?;
+    let sim = sim.start(net).await?;
     let there = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
     let back = sim.publish(node(1), DEFAULT_TOPIC, 64).await?;
     let t1 = sim
@@ -157,7 +157,7 @@ async fn overlay_peers_use_shortest_underlay_path(sim: meshsim::Sim) -> meshsim:
         .with_latency(ms(30))
         .with_overlay(Overlay::RandomPeers { k: 2, seed: 13 });
     let overlay = net.overlay_pairs()?;
-    let mut sim = sim.start(net).await?;
+    let sim = sim.start(net).await?;
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
     let d = sim.wait_delivered(msg, secs(5)).await?;
     d.assert_reach(1.0)?;
@@ -308,7 +308,7 @@ async fn failed_calls_leave_no_trace_behind(sim: meshsim::Sim) -> meshsim::Resul
 
 #[meshsim::test(backend = "both", seed = 18)]
 async fn unsubscribing_prunes_the_mesh(sim: meshsim::Sim) -> meshsim::Result<()> {
-    let mut sim = sim.start(Topology::ring(4)?.with_latency(ms(5))).await?;
+    let sim = sim.start(Topology::ring(4)?.with_latency(ms(5))).await?;
     sim.unsubscribe(node(0), DEFAULT_TOPIC).await?;
     let prunes_at_n0 = |t: &meshsim::Trace| {
         t.events

@@ -18,7 +18,7 @@ const HOP: LinkShape = LinkShape {
 #[meshsim::test(dilation = 8)]
 async fn a_dilated_network_keeps_its_simulated_timing(sim: meshsim::Sim) -> meshsim::Result<()> {
     assert_eq!(sim.dilation(), 8.0);
-    let mut sim = sim.start(Topology::line(2)?.with_shape(HOP)).await?;
+    let sim = sim.start(Topology::line(2)?.with_shape(HOP)).await?;
     let wall = Instant::now();
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 10_000).await?;
     let d = sim.wait_delivered(msg, secs(5)).await?;
@@ -76,7 +76,7 @@ fn dilations_of_runs(
             }
             .with_lag_threshold(threshold);
             seen.lock().unwrap().push(sim.dilation());
-            let mut sim = sim.start(Topology::ring(4)?.with_latency(ms(1))).await?;
+            let sim = sim.start(Topology::ring(4)?.with_latency(ms(1))).await?;
             let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
             sim.wait_delivered(msg, secs(5)).await?;
             meshsim::Result::<()>::Ok(())

@@ -13,7 +13,7 @@ use meshsim_tests::check_path_latencies;
 async fn ring_of_containers_delivers_at_configured_latency(
     sim: meshsim::Sim,
 ) -> meshsim::Result<()> {
-    let mut sim = sim.start(Topology::ring(10)?.with_latency(ms(50))).await?;
+    let sim = sim.start(Topology::ring(10)?.with_latency(ms(50))).await?;
     let shaping = sim.trace().meta.shaping;
     assert!(
         shaping.contains("netem") || shaping.contains("nfqueue"),

@@ -24,7 +24,7 @@ async fn three_nodes(sim: meshsim::Sim) -> meshsim::Result<meshsim::Simulation> 
 #[ignore = "run by the cleanup tests in a child process"]
 async fn probe_passes(sim: meshsim::Sim) -> meshsim::Result<()> {
     if probing() {
-        let mut sim = three_nodes(sim).await?;
+        let sim = three_nodes(sim).await?;
         let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
         sim.wait_delivered(msg, secs(20)).await?;
     }

@@ -229,7 +229,7 @@ async fn exports_of_a_real_run(sim: meshsim::Sim) -> meshsim::Result<()> {
         .with_latency(ms(20))
         .with_jitter(ms(3))
         .with_bandwidth(50_000_000);
-    let mut sim = sim.start(net).await?;
+    let sim = sim.start(net).await?;
     for origin in [0, 4, 7] {
         let msg = sim.publish(node(origin), DEFAULT_TOPIC, 4096).await?;
         sim.wait_delivered(msg, secs(10)).await?.assert_reach(1.0)?;

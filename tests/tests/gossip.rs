@@ -20,7 +20,7 @@ fn assert_path_latencies(d: &meshsim::Delivery) {
 
 #[meshsim::test(backend = "both", seed = 11)]
 async fn ring_delivers_with_hop_latency(sim: meshsim::Sim) -> meshsim::Result<()> {
-    let mut sim = sim.start(Topology::ring(10)?.with_latency(ms(30))).await?;
+    let sim = sim.start(Topology::ring(10)?.with_latency(ms(30))).await?;
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 256).await?;
     let d = sim.wait_delivered(msg, secs(10)).await?;
     d.assert_reach(1.0)?;
@@ -43,7 +43,7 @@ async fn random_graph_delivers_with_path_latency(sim: meshsim::Sim) -> meshsim::
         ms(100),
         sim.seed(),
     );
-    let mut sim = sim.start(net).await?;
+    let sim = sim.start(net).await?;
     for origin in [0, 17] {
         let msg = sim.publish(node(origin), DEFAULT_TOPIC, 512).await?;
         let d = sim.wait_delivered(msg, secs(10)).await?;
@@ -172,7 +172,7 @@ async fn duplicates_counted_exactly_on_small_graphs(sim: meshsim::Sim) -> meshsi
     ];
     for (name, net, rule) in cases {
         let n = net.node_count();
-        let mut run = sim.clone().start(net.with_latency(ms(10))).await?;
+        let run = sim.clone().start(net.with_latency(ms(10))).await?;
         let msg = run.publish(node(0), DEFAULT_TOPIC, 64).await?;
         let d = run.wait_delivered(msg, secs(10)).await?;
         let want = rule(&d);
@@ -196,7 +196,7 @@ async fn duplicates_counted_exactly_on_small_graphs(sim: meshsim::Sim) -> meshsi
 async fn plaintext_nodes_gossip_too(sim: meshsim::Sim) -> meshsim::Result<()> {
     // The cheaper security upgrade for large in-process networks: same protocol, same timing.
     let sim = sim.with_security(meshsim::Security::Plaintext);
-    let mut sim = sim.start(Topology::ring(10)?.with_latency(ms(20))).await?;
+    let sim = sim.start(Topology::ring(10)?.with_latency(ms(20))).await?;
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 1000).await?;
     let d = sim.wait_delivered(msg, secs(5)).await?;
     d.assert_reach(1.0)?;

@@ -7,7 +7,7 @@ use meshsim::{DEFAULT_TOPIC, Topology, ms, node, secs};
 
 #[meshsim::test]
 async fn links_record_their_lag(sim: meshsim::Sim) -> meshsim::Result<()> {
-    let mut sim = sim.start(Topology::ring(8)?.with_latency(ms(20))).await?;
+    let sim = sim.start(Topology::ring(8)?.with_latency(ms(20))).await?;
     let before = sim.link_lag().expect("in-process links measure their lag");
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 1000).await?;
     let d = sim.wait_delivered(msg, secs(5)).await?;
@@ -39,7 +39,7 @@ async fn links_record_their_lag(sim: meshsim::Sim) -> meshsim::Result<()> {
 async fn a_run_over_the_lag_threshold_is_flagged(sim: meshsim::Sim) -> meshsim::Result<()> {
     // Every release is at least 1 µs late as measured, so a zero threshold is always exceeded.
     let sim = sim.with_lag_threshold(Duration::ZERO);
-    let mut sim = sim.start(Topology::ring(4)?.with_latency(ms(10))).await?;
+    let sim = sim.start(Topology::ring(4)?.with_latency(ms(10))).await?;
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
     let d = sim.wait_delivered(msg, secs(5)).await?;
     assert!(d.trace().lag.is_some_and(|l| l.exceeded));
@@ -55,7 +55,7 @@ async fn a_run_over_the_lag_threshold_is_flagged(sim: meshsim::Sim) -> meshsim::
 #[meshsim::test]
 async fn a_run_under_the_lag_threshold_is_not_flagged(sim: meshsim::Sim) -> meshsim::Result<()> {
     let sim = sim.with_lag_threshold(secs(3600));
-    let mut sim = sim.start(Topology::ring(4)?.with_latency(ms(10))).await?;
+    let sim = sim.start(Topology::ring(4)?.with_latency(ms(10))).await?;
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
     let d = sim.wait_delivered(msg, secs(5)).await?;
     assert!(d.trace().lag.is_some_and(|l| !l.exceeded));

@@ -24,7 +24,7 @@ where
 fn failing_test_saves_trace_and_says_where() {
     let name = "runner_tests::failing";
     let message = run_and_catch(name, TestArgs::default(), |sim| async move {
-        let mut sim = sim.start(Topology::line(3)?.with_latency(ms(5))).await?;
+        let sim = sim.start(Topology::line(3)?.with_latency(ms(5))).await?;
         let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
         sim.wait_delivered(msg, secs(5))
             .await?
@@ -53,7 +53,7 @@ fn probe_passing_test() {
         "runner_tests::passing",
         TestArgs::default(),
         |sim| async move {
-            let mut sim = sim.start(Topology::line(2)?).await?;
+            let sim = sim.start(Topology::line(2)?).await?;
             let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
             sim.wait_delivered(msg, secs(5)).await?;
             Ok::<(), meshsim::Error>(())
@@ -122,7 +122,7 @@ fn timed_out_test_saves_trace_and_stops_nodes() {
 
 #[meshsim::test(seed = 21)]
 async fn trace_round_trips_through_json(sim: meshsim::Sim) -> meshsim::Result<()> {
-    let mut sim = sim
+    let sim = sim
         .start(
             Topology::random_regular(8, 3, 21)?
                 .with_latency(ms(10))

@@ -67,7 +67,7 @@ impl FromStr for Backend {
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::node::{Command, GossipsubParams, Security};
+use crate::node::{GossipsubParams, NodeSoftware};
 use crate::topology::{LinkShape, NodeId, Topology};
 use crate::trace::MsgId;
 use crate::trace::recorder::Recorder;
@@ -76,7 +76,7 @@ use crate::trace::recorder::Recorder;
 pub(crate) enum Nodes {
     InProcess(inprocess::InProcess),
     #[cfg(feature = "docker")]
-    Docker(docker::DockerNodes),
+    Docker(Box<docker::DockerNodes>),
 }
 
 /// Calls the same method on whichever backend runs.
@@ -94,14 +94,15 @@ macro_rules! each {
 pub(crate) struct NodeConfig<'a> {
     /// Drives node keys and link randomness.
     pub seed: u64,
-    /// Gossipsub parameters.
+    /// The built-in node's gossipsub parameters (what containers run).
     pub params: &'a GossipsubParams,
+    /// Each node's software (in-process), and what nodes added later run.
+    pub software: Vec<Arc<dyn NodeSoftware>>,
+    pub default_software: Arc<dyn NodeSoftware>,
     /// Topics every node subscribes to at start.
     pub topics: &'a [String],
-    /// Connection security (in-process only; containers run noise).
-    pub security: Security,
-    /// Time dilation (in-process only): `params` and the topology's shapes are already
-    /// multiplied by it; the links scale their retransmission timeout and lag by it.
+    /// Time dilation (in-process only): the topology's shapes are already multiplied by it;
+    /// the links scale their retransmission timeout and lag by it, node software its timers.
     pub dilation: f64,
 }
 
@@ -118,26 +119,29 @@ impl Nodes {
         let NodeConfig {
             seed,
             params,
+            software,
+            default_software,
             topics,
-            security,
             dilation,
         } = config;
         match backend {
             Backend::InProcess => {
-                let _ = overlay;
+                let _ = (overlay, params);
                 let nodes = inprocess::InProcess::start(
                     topology,
                     seed,
-                    params.clone(),
+                    software,
+                    default_software,
                     topics.to_vec(),
-                    security,
                     dilation,
                     recorder,
-                )?;
+                )
+                .await?;
                 Ok((Nodes::InProcess(nodes), backend.shaping().to_string()))
             }
             #[cfg(feature = "docker")]
             Backend::Docker => {
+                let _ = (software, default_software);
                 let nodes = docker::DockerNodes::start(
                     topology,
                     overlay.to_vec(),
@@ -148,7 +152,7 @@ impl Nodes {
                 )
                 .await?;
                 let shaping = format!("kernel, in each container: {}", nodes.shaping);
-                Ok((Nodes::Docker(nodes), shaping))
+                Ok((Nodes::Docker(Box::new(nodes)), shaping))
             }
             #[cfg(not(feature = "docker"))]
             Backend::Docker => Err(crate::error::Error::BackendUnavailable {
@@ -172,7 +176,7 @@ impl Nodes {
 
     pub(crate) async fn disconnect(&self, a: NodeId, b: NodeId) -> Result<()> {
         match self {
-            Nodes::InProcess(n) => n.disconnect(a, b),
+            Nodes::InProcess(n) => n.handle(a)?.disconnect(b).await,
             #[cfg(feature = "docker")]
             Nodes::Docker(n) => n.disconnect(a, b).await,
         }
@@ -186,14 +190,7 @@ impl Nodes {
         subscribe: bool,
     ) -> Result<std::result::Result<(), String>> {
         match self {
-            Nodes::InProcess(n) => {
-                let topic = topic.to_string();
-                if subscribe {
-                    n.ask(node, |tx| Command::Subscribe(topic, tx)).await
-                } else {
-                    n.ask(node, |tx| Command::Unsubscribe(topic, tx)).await
-                }
-            }
+            Nodes::InProcess(n) => n.handle(node)?.topic(topic, subscribe).await,
             #[cfg(feature = "docker")]
             Nodes::Docker(n) => n.topic(node, topic, subscribe).await,
         }
@@ -208,15 +205,7 @@ impl Nodes {
         data: Vec<u8>,
     ) -> Result<std::result::Result<(), String>> {
         match self {
-            Nodes::InProcess(n) => {
-                n.ask(node, |reply| Command::Publish {
-                    msg,
-                    topic: topic.into(),
-                    data,
-                    reply,
-                })
-                .await
-            }
+            Nodes::InProcess(n) => n.handle(node)?.publish(msg, topic, data).await,
             #[cfg(feature = "docker")]
             Nodes::Docker(n) => n.publish(node, msg.0, topic, data).await,
         }
@@ -277,10 +266,7 @@ impl Nodes {
     /// Stops a node (`kill`: abruptly, SIGKILL for a container).
     pub(crate) async fn stop(&mut self, node: NodeId, kill: bool) -> Result<()> {
         match self {
-            Nodes::InProcess(n) => {
-                let _ = kill;
-                n.stop(node).await
-            }
+            Nodes::InProcess(n) => n.stop(node, kill).await,
             #[cfg(feature = "docker")]
             Nodes::Docker(n) => n.stop(node, kill).await,
         }
@@ -288,7 +274,7 @@ impl Nodes {
 
     pub(crate) async fn restart(&mut self, node: NodeId) -> Result<()> {
         match self {
-            Nodes::InProcess(n) => n.restart(node),
+            Nodes::InProcess(n) => n.restart(node).await,
             #[cfg(feature = "docker")]
             Nodes::Docker(n) => n.restart(node).await,
         }
@@ -296,7 +282,7 @@ impl Nodes {
 
     pub(crate) async fn add(&mut self, links: &[(NodeId, LinkShape)]) -> Result<NodeId> {
         match self {
-            Nodes::InProcess(n) => n.add(links),
+            Nodes::InProcess(n) => n.add(links).await,
             #[cfg(feature = "docker")]
             Nodes::Docker(n) => n.add(links).await,
         }

@@ -238,7 +238,6 @@ pub(crate) fn unix_ns(trace: &Trace, t_ns: u64) -> u64 {
 pub(crate) mod sample {
     use std::time::Duration;
 
-    use crate::node::GossipsubParams;
     use crate::topology::{Link, LinkShape, NodeId, NodeSpec};
     use crate::trace::{
         Event, EventKind, FORMAT, MessageInfo, Meta, MsgId, TopologySnapshot, Trace, VERSION,
@@ -450,7 +449,8 @@ pub(crate) mod sample {
                 shaping: "simulated (user space)".into(),
                 seed: 42,
                 node_software: "rust-libp2p".into(),
-                params: GossipsubParams::default(),
+                params: serde_json::Value::Null,
+                software: Vec::new(),
                 started_at_unix_ns: 1_700_000_000_123_456_789,
                 meshsim_version: "0.1.0".into(),
                 dilation: 1.0,

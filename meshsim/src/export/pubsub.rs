@@ -82,7 +82,6 @@ use serde_json::Value;
 
 use super::{Location, PeerIds, unix_ns};
 use crate::error::TraceFormatError;
-use crate::node::GossipsubParams;
 use crate::topology::{Link, LinkShape, NodeId, NodeSpec};
 use crate::trace::{
     Event, EventKind, FORMAT, MessageInfo, Meta, MsgId, TopologySnapshot, Trace, VERSION,
@@ -979,7 +978,8 @@ impl Builder {
                 shaping: "unknown (imported go-libp2p-pubsub trace)".into(),
                 seed: 0,
                 node_software: "go-libp2p-pubsub (imported)".into(),
-                params: GossipsubParams::default(),
+                params: serde_json::Value::Null,
+                software: Vec::new(),
                 started_at_unix_ns: t0 as u64,
                 meshsim_version: env!("CARGO_PKG_VERSION").to_string(),
                 dilation: 1.0,

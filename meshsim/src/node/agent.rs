@@ -7,9 +7,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use libp2p::Multiaddr;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::Semaphore;
 
-use super::{Command, GossipsubParams, NodeHandle, NodeSetup, PeerBook, Wire};
+use super::handle::{NodeHandle, NodeSetup, spawn};
+use super::network::Network;
+use super::{GossipsubNode, GossipsubParams, Peers};
 use crate::control::proto::{self, telemetry::Kind};
 use crate::control::telemetry_of;
 use crate::topology::NodeId;
@@ -66,7 +68,7 @@ pub struct AgentNode {
     seed: u64,
     port: u16,
     handle: NodeHandle,
-    book: Arc<PeerBook>,
+    book: Arc<Peers>,
     addrs: Arc<RwLock<HashMap<NodeId, Multiaddr>>>,
     dials: Arc<Semaphore>,
 }
@@ -87,22 +89,23 @@ impl AgentNode {
         let node = NodeId(cfg.node);
         let keypair = super::keypair(cfg.seed, node);
         let peer_id = keypair.public().to_peer_id().to_string();
-        let book = Arc::new(PeerBook::default());
+        let book = Arc::new(Peers::default());
         let addrs = Arc::new(RwLock::new(HashMap::new()));
         learn(cfg.seed, port, &book, &addrs, &cfg.peers)?;
-        let handle = super::spawn(NodeSetup {
-            node,
-            keypair,
-            params,
-            topics: cfg.topics.clone(),
-            wire: Wire::Tcp {
-                port,
-                addrs: addrs.clone(),
+        let tcp = addrs.clone();
+        let handle = spawn(
+            &GossipsubNode::new(params),
+            NodeSetup {
+                node,
+                keypair,
+                seed: cfg.seed,
+                dilation: 1.0,
+                topics: &cfg.topics,
+                report: Arc::new(Telemetry(Box::new(events))),
+                peers: book.clone(),
+                network: Box::new(move |events| Network::tcp(node, port, tcp, events.clone())),
             },
-            security: super::Security::Noise,
-            recorder: Arc::new(Telemetry(Box::new(events))),
-            book: book.clone(),
-        })
+        )
         .map_err(|e| e.to_string())?;
         let this = AgentNode {
             node,
@@ -119,13 +122,6 @@ impl AgentNode {
     /// Learns (or updates) peers' addresses.
     pub fn set_peers(&self, peers: &[proto::Peer]) -> Result<(), String> {
         learn(self.seed, self.port, &self.book, &self.addrs, peers)
-    }
-
-    fn command(&self, cmd: Command) -> Result<(), String> {
-        self.handle
-            .commands
-            .send(cmd)
-            .map_err(|_| "the node's task has ended".to_string())
     }
 
     fn known(&self, peer: u32) -> Result<NodeId, String> {
@@ -145,44 +141,43 @@ impl AgentNode {
             .acquire_owned()
             .await
             .expect("never closed");
-        self.command(Command::Dial { peer, permit })
+        self.handle
+            .connect(peer, permit)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Closes the connections to a peer.
-    pub fn disconnect(&self, peer: u32) -> Result<(), String> {
+    pub async fn disconnect(&self, peer: u32) -> Result<(), String> {
         let peer = self.known(peer)?;
-        self.command(Command::Disconnect(peer))
+        self.handle
+            .disconnect(peer)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Subscribes to a topic.
     pub async fn subscribe(&self, topic: String) -> Result<(), String> {
-        self.ask(|tx| Command::Subscribe(topic, tx)).await
+        self.handle
+            .topic(&topic, true)
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     /// Unsubscribes from a topic.
     pub async fn unsubscribe(&self, topic: String) -> Result<(), String> {
-        self.ask(|tx| Command::Unsubscribe(topic, tx)).await
+        self.handle
+            .topic(&topic, false)
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     /// Publishes a message.
     pub async fn publish(&self, msg: u64, topic: String, data: Vec<u8>) -> Result<(), String> {
-        self.ask(|reply| Command::Publish {
-            msg: MsgId(msg),
-            topic,
-            data,
-            reply,
-        })
-        .await
-    }
-
-    async fn ask(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Command,
-    ) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        self.command(make(tx))?;
-        rx.await
-            .map_err(|_| "the node's task has ended".to_string())?
+        self.handle
+            .publish(MsgId(msg), &topic, data)
+            .await
+            .map_err(|e| e.to_string())?
     }
 }
 
@@ -190,7 +185,7 @@ impl AgentNode {
 fn learn(
     seed: u64,
     port: u16,
-    book: &PeerBook,
+    book: &Peers,
     addrs: &RwLock<HashMap<NodeId, Multiaddr>>,
     peers: &[proto::Peer],
 ) -> Result<(), String> {

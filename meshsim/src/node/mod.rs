@@ -1,69 +1,145 @@
-//! The node: a rust-libp2p gossipsub node (noise, yamux) driven by the harness, reporting
-//! every event to the trace.
+//! Node software: what runs on each node, and how meshsim drives it.
+//!
+//! [`NodeSoftware`] describes node software the way a testcontainers `Image` describes a
+//! container: a value the test hands over ([`Sim::with_software`](crate::Sim::with_software),
+//! [`Sim::with_software_on`](crate::Sim::with_software_on) for a mixed network), which meshsim
+//! starts once per node with a [`NodeContext`]: the node's identity (derived from the seed),
+//! the seed, the time dilation, its [`Network`], the harness's [`Commands`] (connect,
+//! disconnect, subscribe, unsubscribe, publish) and [`NodeEvents`] to report what it sees.
+//! When a node counts as ready is the software's to say ([`Readiness`]).
+//!
+//! Three ways to get node software:
+//! - [`GossipsubNode`]: meshsim's built-in rust-libp2p gossipsub node, the default.
+//! - [`Libp2p`]: any rust-libp2p `NetworkBehaviour` you write, each node on its own `Swarm`
+//!   over meshsim's links. Put meshsim's observed [`Gossipsub`] in it (made by
+//!   [`Libp2pContext::gossipsub`]) and every copy, graft and prune is recorded exactly,
+//!   without changing your protocol.
+//! - Your own implementation of [`NodeSoftware`], for protocols not built on libp2p: dial
+//!   and accept plain byte streams ([`Connection`]) over the same shaped links, and report
+//!   deliveries with [`NodeEvents::received`].
+//!
+//! Whatever runs, the trace records the same events, and everything downstream of it
+//! (queries, assertions, viewer, exports) works the same.
 
 pub(crate) mod agent;
-mod observe;
+mod behaviour;
+mod builtin;
+mod context;
+mod events;
+pub(crate) mod handle;
+pub(crate) mod network;
 mod params;
 
+pub use behaviour::{
+    CopyTap, Gossipsub, Libp2p, Libp2pBehaviour, Libp2pContext, ObservedBehaviour, Security,
+};
+pub use builtin::GossipsubNode;
+pub use context::{
+    Command, Commands, Connect, NodeContext, PublishRequest, Readiness, TopicRequest,
+};
+pub use events::{NodeEvents, Peers};
+pub use network::{Connection, Listener, Network};
 pub use params::{GossipsubParams, MessageIdFn, Validation};
 
-pub(crate) use observe::PeerBook;
-
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-use libp2p::core::transport::Transport;
-use libp2p::core::upgrade::Version;
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId};
+use futures::future::BoxFuture;
 use libp2p::identity::Keypair;
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{Swarm, SwarmEvent};
-use libp2p::{PeerId, noise, yamux};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tracing::Instrument;
-use tracing::instrument::WithSubscriber;
 
-use crate::backend::inprocess::{SimNet, SimTransport, addr_of};
-use crate::error::{Error, Result};
 use crate::topology::NodeId;
-use crate::trace::recorder::Report;
-use crate::trace::{EventKind, MsgId};
-use libp2p::Multiaddr;
-use observe::{CopyTap, Observed, Tap};
-use std::sync::RwLock;
+pub use crate::trace::SoftwareInfo;
 
-/// How in-process nodes secure their connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Security {
-    /// Noise XX, as real deployments run (the default).
-    #[default]
-    Noise,
-    /// libp2p's plaintext upgrade: peers exchange public keys and nothing is encrypted.
-    /// Start-up of large in-process networks is dominated by noise handshakes; this skips
-    /// them. In-process backend only.
-    Plaintext,
-}
+/// An error from node software, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-impl Security {
-    fn name(self) -> &'static str {
-        match self {
-            Security::Noise => "noise",
-            Security::Plaintext => "plaintext",
-        }
+/// A running node: the future [`NodeSoftware::start`] returns. meshsim spawns it; it should
+/// end when the node's [`Commands`] close.
+pub type NodeTask = BoxFuture<'static, ()>;
+
+/// Node software: a description of what runs on each node, which meshsim starts once per
+/// node (and again for each restart).
+///
+/// A protocol that is not built on libp2p implements it directly:
+///
+/// ```
+/// use futures::{AsyncReadExt, AsyncWriteExt};
+/// use meshsim::node::{BoxError, Command, NodeContext, NodeSoftware, NodeTask, SoftwareInfo};
+///
+/// /// Sends each message straight to every peer it dialled; receivers do not forward.
+/// struct Shout;
+///
+/// impl NodeSoftware for Shout {
+///     fn info(&self) -> SoftwareInfo {
+///         SoftwareInfo::new("shout", "0.1")
+///     }
+///
+///     fn start(&self, ctx: NodeContext) -> Result<NodeTask, BoxError> {
+///         let NodeContext { network, mut commands, events, .. } = ctx;
+///         let mut listener = network.listen()?;
+///         Ok(Box::pin(async move {
+///             let mut peers = Vec::new();
+///             loop {
+///                 tokio::select! {
+///                     cmd = commands.recv() => match cmd {
+///                         None => break,
+///                         Some(Command::Connect(c)) => {
+///                             if let Ok(conn) = network.dial(c.peer()).await {
+///                                 peers.push(conn);
+///                             }
+///                         }
+///                         Some(Command::Publish(p)) => {
+///                             let frame = [&(p.data().len() as u32).to_be_bytes()[..], p.data()].concat();
+///                             for conn in &mut peers {
+///                                 let _ = conn.write_all(&frame).await;
+///                             }
+///                             p.done(Ok(()));
+///                         }
+///                         Some(Command::Subscribe(r) | Command::Unsubscribe(r)) => r.done(Ok(())),
+///                         Some(_) => {}
+///                     },
+///                     Some(mut conn) = listener.accept() => {
+///                         let events = events.clone();
+///                         tokio::spawn(async move {
+///                             let mut len = [0u8; 4];
+///                             while conn.read_exact(&mut len).await.is_ok() {
+///                                 let mut data = vec![0; u32::from_be_bytes(len) as usize];
+///                                 if conn.read_exact(&mut data).await.is_err() {
+///                                     break;
+///                                 }
+///                                 if let Some(msg) = meshsim::MsgId::from_payload(&data) {
+///                                     events.received(msg, conn.peer());
+///                                 }
+///                             }
+///                         });
+///                     }
+///                 }
+///             }
+///         }))
+///     }
+/// }
+///
+/// let sim = meshsim::Sim::new("doc")?.with_software(Shout);
+/// # Ok::<(), meshsim::Error>(())
+/// ```
+pub trait NodeSoftware: Send + Sync + 'static {
+    /// Its name, version and parameters, as the trace records them.
+    fn info(&self) -> SoftwareInfo;
+
+    /// When a node counts as ready (default: connected to its overlay peers).
+    fn readiness(&self) -> Readiness {
+        Readiness::Connected
     }
-}
 
-/// The node software, as recorded in traces.
-pub(crate) fn software(security: Security) -> String {
-    format!(
-        "rust-libp2p 0.57 gossipsub 0.50 ({}, yamux)",
-        security.name()
-    )
+    /// Checks the description before any node starts (parameters out of range, ...); the
+    /// error is what [`Sim::start`](crate::Sim::start) returns.
+    fn check(&self) -> crate::Result<()> {
+        Ok(())
+    }
+
+    /// Builds node `ctx.node` and returns the task that runs it. The node is listening from
+    /// the start; meshsim records it up, then sends its start-up subscriptions and the
+    /// overlay's connects as [`Command`]s. An error here fails the start with
+    /// [`Error::Node`](crate::Error::Node).
+    fn start(&self, ctx: NodeContext) -> Result<NodeTask, BoxError>;
 }
 
 /// The node's key, derived from the simulation seed so peer ids repeat across runs.
@@ -73,370 +149,4 @@ pub(crate) fn keypair(seed: u64, node: NodeId) -> Keypair {
     let mut bytes = [0u8; 32];
     rng.fill_bytes(&mut bytes);
     Keypair::ed25519_from_bytes(bytes).expect("32 bytes make an ed25519 key")
-}
-
-/// What the harness asks of a node.
-pub(crate) enum Command {
-    Dial {
-        peer: NodeId,
-        /// Held until the dial succeeds or fails, to cap dials in flight.
-        permit: OwnedSemaphorePermit,
-    },
-    Disconnect(NodeId),
-    Subscribe(String, oneshot::Sender<Result<(), String>>),
-    Unsubscribe(String, oneshot::Sender<Result<(), String>>),
-    Publish {
-        msg: MsgId,
-        topic: String,
-        data: Vec<u8>,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-}
-
-/// A running node.
-pub(crate) struct NodeHandle {
-    pub commands: mpsc::UnboundedSender<Command>,
-    pub task: JoinHandle<()>,
-}
-
-impl NodeHandle {
-    /// Stops the node and waits until its task (and with it its swarm and listener) is gone.
-    pub(crate) async fn stop(mut self) {
-        self.task.abort();
-        let _ = (&mut self.task).await;
-    }
-}
-
-impl Drop for NodeHandle {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// How a node reaches its peers.
-#[derive(Clone)]
-pub(crate) enum Wire {
-    /// The in-process backend's simulated links.
-    Sim(Arc<SimNet>),
-    /// Real TCP (inside a container): listen on `port`, dial the addresses in `addrs`.
-    Tcp {
-        port: u16,
-        addrs: Arc<RwLock<HashMap<NodeId, Multiaddr>>>,
-    },
-}
-
-impl Wire {
-    fn listen_addr(&self, node: NodeId) -> Multiaddr {
-        match self {
-            Wire::Sim(_) => addr_of(node),
-            Wire::Tcp { port, .. } => format!("/ip4/0.0.0.0/tcp/{port}")
-                .parse()
-                .expect("valid address"),
-        }
-    }
-
-    fn dial_addr(&self, peer: NodeId) -> Option<Multiaddr> {
-        match self {
-            Wire::Sim(_) => Some(addr_of(peer)),
-            Wire::Tcp { addrs, .. } => addrs
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&peer)
-                .cloned(),
-        }
-    }
-}
-
-/// Everything a node needs to start.
-pub(crate) struct NodeSetup {
-    pub node: NodeId,
-    pub keypair: Keypair,
-    pub params: GossipsubParams,
-    pub topics: Vec<String>,
-    pub wire: Wire,
-    pub security: Security,
-    pub recorder: Arc<dyn Report>,
-    pub book: Arc<PeerBook>,
-}
-
-/// Builds the node's swarm and starts its task; the node is listening and subscribed to its
-/// topics when this returns.
-pub(crate) fn spawn(setup: NodeSetup) -> Result<NodeHandle> {
-    let NodeSetup {
-        node,
-        keypair,
-        params,
-        topics,
-        wire,
-        security,
-        recorder,
-        book,
-    } = setup;
-    let peer = keypair.public().to_peer_id();
-    book.insert(peer, node);
-    let config = params.to_config()?;
-    let tap = Arc::new(Tap {
-        node,
-        me: peer,
-        book: book.clone(),
-        recorder: recorder.clone(),
-        current: Mutex::new(None),
-        topics: Mutex::new(BTreeSet::new()),
-        seen: Mutex::new(Default::default()),
-    });
-    let fail = |reason: String| Error::Node { node, reason };
-    let gossipsub = gossipsub::Behaviour::new_with_transform(
-        MessageAuthenticity::Signed(keypair.clone()),
-        config,
-        CopyTap(tap.clone()),
-    )
-    .map_err(|e| fail(format!("gossipsub refused to start: {e}")))?;
-    let noise = noise::Config::new(&keypair).map_err(|e| fail(format!("noise: {e}")))?;
-    let transport = match (&wire, security) {
-        (Wire::Sim(net), Security::Noise) => SimTransport::new(net.clone(), node)
-            .upgrade(Version::V1)
-            .authenticate(noise)
-            .multiplex(yamux::Config::default())
-            .boxed(),
-        (Wire::Sim(net), Security::Plaintext) => SimTransport::new(net.clone(), node)
-            .upgrade(Version::V1)
-            .authenticate(libp2p::plaintext::Config::new(&keypair))
-            .multiplex(yamux::Config::default())
-            .boxed(),
-        // Containers always run noise (the harness refuses plaintext there).
-        (Wire::Tcp { .. }, _) => libp2p::tcp::tokio::Transport::new(libp2p::tcp::Config::default())
-            .upgrade(Version::V1)
-            .authenticate(noise)
-            .multiplex(yamux::Config::default())
-            .boxed(),
-    };
-    let listen = wire.listen_addr(node);
-    let span = tracing::info_span!(target: "meshsim", "node", name = %node);
-    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
-    let (exec_span, exec_dispatch) = (span.clone(), dispatch.clone());
-    let swarm_config = libp2p::swarm::Config::with_executor(
-        move |fut: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
-            tokio::spawn(
-                fut.instrument(exec_span.clone())
-                    .with_subscriber(exec_dispatch.clone()),
-            );
-        },
-    )
-    .with_idle_connection_timeout(Duration::from_secs(24 * 3600));
-    let mut swarm = Swarm::new(
-        transport,
-        Observed::new(gossipsub, tap.clone()),
-        peer,
-        swarm_config,
-    );
-    swarm
-        .listen_on(listen.clone())
-        .map_err(|e| fail(format!("cannot listen: {e}")))?;
-    tracing::info!(target: "meshsim", parent: &span, %peer, "node up, listening on {listen}");
-    recorder.record(Some(node), EventKind::NodeUp);
-    let mut state = NodeState {
-        node,
-        swarm,
-        tap,
-        recorder,
-        book,
-        params,
-        wire,
-        pending_dials: HashMap::new(),
-    };
-    for t in &topics {
-        state.subscribe(t).map_err(fail)?;
-    }
-    let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(state.run(rx).instrument(span).with_subscriber(dispatch));
-    Ok(NodeHandle { commands: tx, task })
-}
-
-struct NodeState {
-    node: NodeId,
-    swarm: Swarm<Observed>,
-    tap: Arc<Tap>,
-    recorder: Arc<dyn Report>,
-    book: Arc<PeerBook>,
-    params: GossipsubParams,
-    wire: Wire,
-    pending_dials: HashMap<PeerId, OwnedSemaphorePermit>,
-}
-
-impl NodeState {
-    fn gossipsub(&mut self) -> &mut observe::Gossipsub {
-        &mut self.swarm.behaviour_mut().inner
-    }
-
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        let mut validations = FuturesUnordered::new();
-        loop {
-            tokio::select! {
-                cmd = commands.recv() => match cmd {
-                    Some(cmd) => self.command(cmd),
-                    None => break,
-                },
-                event = self.swarm.select_next_some() => {
-                    if let Some((id, from)) = self.event(event) {
-                        let delay = self.params.validation_delay.unwrap_or_default();
-                        validations.push(async move {
-                            tokio::time::sleep(delay).await;
-                            (id, from)
-                        });
-                    }
-                }
-                Some((id, from)) = validations.next(), if !validations.is_empty() => {
-                    self.gossipsub().report_message_validation_result(&id, &from, gossipsub::MessageAcceptance::Accept);
-                }
-            }
-        }
-    }
-
-    fn subscribe(&mut self, topic: &str) -> Result<(), String> {
-        let t = IdentTopic::new(topic);
-        self.gossipsub()
-            .subscribe(&t)
-            .map_err(|e| format!("cannot subscribe to {topic:?}: {e}"))?;
-        self.tap
-            .topics
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(t.hash());
-        self.recorder.record(
-            Some(self.node),
-            EventKind::Subscribed {
-                topic: topic.into(),
-            },
-        );
-        Ok(())
-    }
-
-    fn command(&mut self, cmd: Command) {
-        match cmd {
-            Command::Dial { peer, permit } => {
-                let (Some(pid), Some(addr)) = (self.peer_of(peer), self.wire.dial_addr(peer))
-                else {
-                    tracing::warn!(target: "meshsim", %peer, "cannot dial: unknown peer or address");
-                    return;
-                };
-                let opts = DialOpts::peer_id(pid)
-                    .addresses(vec![addr])
-                    .condition(PeerCondition::DisconnectedAndNotDialing)
-                    .build();
-                match self.swarm.dial(opts) {
-                    Ok(()) => {
-                        self.pending_dials.insert(pid, permit);
-                    }
-                    Err(e) => tracing::warn!(target: "meshsim", %peer, "dial failed: {e}"),
-                }
-            }
-            Command::Disconnect(peer) => {
-                if let Some(pid) = self.peer_of(peer) {
-                    let _ = self.swarm.disconnect_peer_id(pid);
-                }
-            }
-            Command::Subscribe(topic, reply) => {
-                let _ = reply.send(self.subscribe(&topic));
-            }
-            Command::Unsubscribe(topic, reply) => {
-                let t = IdentTopic::new(topic.clone());
-                self.gossipsub().unsubscribe(&t);
-                self.tap
-                    .topics
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&t.hash());
-                self.recorder
-                    .record(Some(self.node), EventKind::Unsubscribed { topic });
-                let _ = reply.send(Ok(()));
-            }
-            Command::Publish {
-                msg,
-                topic,
-                data,
-                reply,
-            } => {
-                let size = data.len();
-                let res = match self
-                    .gossipsub()
-                    .publish(IdentTopic::new(topic.clone()), data)
-                {
-                    Ok(_) => {
-                        // Only now is it this node's own message: a failed publish reuses the number.
-                        self.tap
-                            .seen
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(msg);
-                        self.recorder.published(msg, self.node, &topic, size);
-                        Ok(())
-                    }
-                    Err(e) => Err(e.to_string()),
-                };
-                let _ = reply.send(res);
-            }
-        }
-    }
-
-    fn peer_of(&self, n: NodeId) -> Option<PeerId> {
-        self.book.peer(n)
-    }
-
-    /// Handles a swarm event; returns a message awaiting validation, if any.
-    fn event(&mut self, event: SwarmEvent<gossipsub::Event>) -> Option<(MessageId, PeerId)> {
-        match event {
-            SwarmEvent::ConnectionEstablished {
-                peer_id,
-                num_established,
-                ..
-            } => {
-                self.pending_dials.remove(&peer_id);
-                if num_established.get() == 1
-                    && let Some(peer) = self.book.node(&peer_id)
-                {
-                    self.recorder
-                        .record(Some(self.node), EventKind::PeerConnected { peer });
-                }
-            }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                num_established,
-                ..
-            } => {
-                if num_established == 0
-                    && let Some(peer) = self.book.node(&peer_id)
-                {
-                    self.recorder
-                        .record(Some(self.node), EventKind::PeerDisconnected { peer });
-                }
-            }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                if let Some(p) = peer_id {
-                    self.pending_dials.remove(&p);
-                }
-                tracing::warn!(target: "meshsim", peer = ?peer_id.and_then(|p| self.book.node(&p)), "connection failed: {error}");
-            }
-            SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, topic }) => {
-                if let Some(peer) = self.book.node(&peer_id) {
-                    self.recorder
-                        .peer_subscription(self.node, peer, topic.as_str(), true);
-                }
-            }
-            SwarmEvent::Behaviour(gossipsub::Event::Unsubscribed { peer_id, topic }) => {
-                if let Some(peer) = self.book.node(&peer_id) {
-                    self.recorder
-                        .peer_subscription(self.node, peer, topic.as_str(), false);
-                }
-            }
-            SwarmEvent::Behaviour(gossipsub::Event::Message {
-                propagation_source,
-                message_id,
-                ..
-            }) if self.params.validation_delay.is_some() => {
-                return Some((message_id, propagation_source));
-            }
-            _ => {}
-        }
-        None
-    }
 }

@@ -6,6 +6,7 @@
 //! JSON Schema in `meshsim/trace.schema.json`.
 
 mod check;
+pub(crate) mod lag;
 mod query;
 pub(crate) mod recorder;
 mod store;
@@ -22,7 +23,6 @@ pub use tally::{CdfPoint, EventCounts, Tally};
 
 use serde::{Deserialize, Serialize};
 
-use crate::node::GossipsubParams;
 use crate::topology::{Link, LinkShape, NodeId, NodeSpec};
 
 /// The `format` field of every trace file.
@@ -37,6 +37,16 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MsgId(pub u64);
+
+impl MsgId {
+    /// The message number at the start of a meshsim payload (its first 8 bytes, big-endian);
+    /// `None` for a payload shorter than that. Node software that is handed a payload to
+    /// publish sends it unchanged, and reports each copy it receives with this number.
+    pub fn from_payload(data: &[u8]) -> Option<MsgId> {
+        data.get(..8)
+            .map(|b| MsgId(u64::from_be_bytes(b.try_into().expect("8 bytes"))))
+    }
+}
 
 impl std::fmt::Display for MsgId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,10 +158,15 @@ pub struct Meta {
     pub shaping: String,
     /// The simulation's seed (link randomness, node keys).
     pub seed: u64,
-    /// The node software and version.
+    /// The node software and version (for a mixed network, each one's, joined by ` + `).
     pub node_software: String,
-    /// The gossipsub parameters every node ran with.
-    pub params: GossipsubParams,
+    /// The parameters of the node software (the first one's, in a mixed network), as it
+    /// reports them: the gossipsub parameters for meshsim's built-in node.
+    pub params: serde_json::Value,
+    /// Each node software that ran, with its parameters and the nodes that ran it (absent in
+    /// traces written before meshsim recorded it, and in imported ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub software: Vec<SoftwareRun>,
     /// Wall-clock start, in nanoseconds since the Unix epoch.
     pub started_at_unix_ns: u64,
     /// The meshsim version that wrote the trace.
@@ -161,6 +176,51 @@ pub struct Meta {
     /// see [`Sim::with_dilation`](crate::Sim::with_dilation)). 1 when it ran in real time.
     #[serde(default = "no_dilation")]
     pub dilation: f64,
+}
+
+/// Node software as the trace records it: what it calls itself and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoftwareInfo {
+    /// Its name, e.g. `rust-libp2p`.
+    pub name: String,
+    /// Its version and build, e.g. `0.57 gossipsub 0.50 (noise, yamux)`.
+    pub version: String,
+    /// Its parameters, in whatever form it reports them (`null` when it reports none).
+    #[serde(default)]
+    pub params: serde_json::Value,
+}
+
+impl SoftwareInfo {
+    /// Software called `name` at `version`, with no parameters.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        SoftwareInfo {
+            name: name.into(),
+            version: version.into(),
+            params: serde_json::Value::Null,
+        }
+    }
+
+    /// The same, with these parameters (anything serde can write as JSON).
+    pub fn with_params(mut self, params: impl Serialize) -> Self {
+        self.params = serde_json::to_value(params).unwrap_or(serde_json::Value::Null);
+        self
+    }
+}
+
+impl std::fmt::Display for SoftwareInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, self.version)
+    }
+}
+
+/// One node software of a run and the nodes that ran it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoftwareRun {
+    /// The software.
+    #[serde(flatten)]
+    pub info: SoftwareInfo,
+    /// The nodes that ran it.
+    pub nodes: Vec<NodeId>,
 }
 
 fn no_dilation() -> f64 {

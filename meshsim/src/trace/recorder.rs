@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::lag::LagMeter;
 use super::{Event, EventKind, LinkLag, MessageInfo, Meta, MsgId, TopologySnapshot, Trace};
-use crate::backend::inprocess::lag::LagMeter;
 use crate::topology::{Link, NodeId, NodeSpec};
 
 /// State derived from the events, kept up to date for cheap waits.
@@ -26,6 +26,8 @@ pub(crate) struct Live {
     pub mesh: HashMap<(NodeId, String), BTreeSet<NodeId>>,
     /// Nodes that received each message.
     pub delivered: HashMap<MsgId, HashSet<NodeId>>,
+    /// Nodes whose software reported itself ready.
+    pub ready: HashSet<NodeId>,
 }
 
 pub(crate) struct State {
@@ -42,6 +44,10 @@ pub(crate) trait Report: Send + Sync {
     fn published(&self, msg: MsgId, origin: NodeId, topic: &str, size: usize);
     /// `node` learned that `peer` is subscribed (or not) to `topic`.
     fn peer_subscription(&self, node: NodeId, peer: NodeId, topic: &str, subscribed: bool);
+    /// `node`'s software reports it is ready.
+    fn ready(&self, node: NodeId) {
+        let _ = node;
+    }
 }
 
 impl Report for Recorder {
@@ -55,6 +61,11 @@ impl Report for Recorder {
 
     fn peer_subscription(&self, node: NodeId, peer: NodeId, topic: &str, subscribed: bool) {
         Recorder::peer_subscription(self, node, peer, topic, subscribed)
+    }
+
+    fn ready(&self, node: NodeId) {
+        self.lock().live.ready.insert(node);
+        self.bump();
     }
 }
 
@@ -300,6 +311,7 @@ fn apply(live: &mut Live, node: Option<NodeId>, kind: &EventKind) {
             live.connected.remove(&n);
             live.subscriptions.remove(&n);
             live.known_subscriptions.remove(&n);
+            live.ready.remove(&n);
             live.mesh.retain(|(m, _), _| *m != n);
         }
         EventKind::PeerConnected { peer } => {
@@ -353,6 +365,7 @@ pub fn record_throughput(per_thread: usize, threads: usize) -> (Duration, usize)
             seed: 0,
             node_software: String::new(),
             params: Default::default(),
+            software: Vec::new(),
             started_at_unix_ns: 0,
             meshsim_version: env!("CARGO_PKG_VERSION").into(),
             dilation: 1.0,

@@ -128,9 +128,9 @@ fn script_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Trace;
     use crate::topology::{Link, LinkShape, NodeId, NodeSpec};
     use crate::trace::{Event, EventKind, MessageInfo, Meta, MsgId, TopologySnapshot};
-    use crate::{GossipsubParams, Trace};
     use std::time::Duration;
 
     fn sample(test: &str, name: &str) -> Trace {
@@ -149,7 +149,8 @@ mod tests {
                 shaping: "simulated (user space)".into(),
                 seed: 7,
                 node_software: "rust-libp2p gossipsub".into(),
-                params: GossipsubParams::default(),
+                params: serde_json::Value::Null,
+                software: Vec::new(),
                 started_at_unix_ns: 1_700_000_000_000_000_000,
                 meshsim_version: "0.1.0".into(),
                 dilation: 1.0,

@@ -15,6 +15,8 @@
 //!   or still in flight when it began, arrive one latency after the heal, in order (an
 //!   idealised TCP retransmission that gave up on no connection). Closing the connection
 //!   travels the same way, so a peer behind a partition does not see it close until the heal.
+//! - **Kill:** the end of a killed node resets instead of closing: one latency later, the
+//!   peer's reads fail with `ConnectionReset`, as after a crashed process's RST.
 //! - **Timers:** arrivals are released by the link timer ([`super::timer`]: a thread on the
 //!   kernel's high-resolution timers, tens of microseconds), not tokio's 1 ms one; a busy CPU
 //!   delays them further, and the links measure that lag.
@@ -23,6 +25,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -31,9 +34,9 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 
-use super::lag::LagMeter;
 use super::timer;
 use crate::topology::LinkShape;
+use crate::trace::lag::LagMeter;
 
 /// Bytes of payload per simulated packet (a typical TCP MSS).
 const PACKET: usize = 1448;
@@ -70,10 +73,11 @@ impl Default for PathState {
     }
 }
 
-/// Bytes in flight; `data: None` is the end of the stream.
+/// Bytes in flight; `data: None` is the end of the stream (a reset if `reset`).
 struct Chunk {
     at: Instant,
     data: Option<Vec<u8>>,
+    reset: bool,
     /// The direction's cut count when it was sent: if a cut began since, it was in flight
     /// during a partition.
     cuts: u64,
@@ -86,6 +90,8 @@ struct Sender {
     busy_until: Instant,
     last_arrival: Instant,
     rng: StdRng,
+    /// Set when the node owning this end is killed: closing it then resets it.
+    killed: Arc<AtomicBool>,
 }
 
 impl Sender {
@@ -123,25 +129,38 @@ impl Sender {
             }
         }
         let at = (self.busy_until + delay).max(self.last_arrival);
-        self.push(at, Some(data.to_vec()), state.cuts)
+        self.push(at, Some(data.to_vec()), false, state.cuts)
     }
 
-    /// Sends the end of the stream, one latency behind everything already sent.
+    /// Sends the end of the stream (a reset if the owner was killed), one latency behind
+    /// everything already sent.
     fn close(&mut self) {
         let state = *self.path.borrow();
         let at = (Instant::now() + state.shape.latency).max(self.last_arrival);
-        let _ = self.push(at, None, state.cuts);
+        let reset = self.killed.load(Ordering::Relaxed);
+        let _ = self.push(at, None, reset, state.cuts);
         self.chan = None;
     }
 
-    fn push(&mut self, at: Instant, data: Option<Vec<u8>>, cuts: u64) -> io::Result<()> {
+    fn push(
+        &mut self,
+        at: Instant,
+        data: Option<Vec<u8>>,
+        reset: bool,
+        cuts: u64,
+    ) -> io::Result<()> {
         self.last_arrival = at;
         let chan = self
             .chan
             .as_ref()
             .ok_or_else(|| io::Error::from(io::ErrorKind::BrokenPipe))?;
-        chan.send(Chunk { at, data, cuts })
-            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
+        chan.send(Chunk {
+            at,
+            data,
+            reset,
+            cuts,
+        })
+        .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
     }
 }
 
@@ -169,6 +188,7 @@ struct Receiver {
     heal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     last_release: Instant,
     ended: bool,
+    reset: bool,
 }
 
 impl Receiver {
@@ -179,6 +199,9 @@ impl Receiver {
                 buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
                 self.pos += n;
                 return Poll::Ready(Ok(n));
+            }
+            if self.reset {
+                return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
             }
             if self.ended {
                 return Poll::Ready(Ok(0));
@@ -233,7 +256,8 @@ impl Receiver {
                 }
             }
             self.last_release = at;
-            match self.pending.take().expect("pending chunk").data {
+            let chunk = self.pending.take().expect("pending chunk");
+            match chunk.data {
                 Some(data) => {
                     // How long after its modelled arrival the reading node took the bytes.
                     self.lag
@@ -241,6 +265,7 @@ impl Receiver {
                     self.current = data;
                     self.pos = 0;
                 }
+                None if chunk.reset => self.reset = true,
                 None => self.ended = true,
             }
         }
@@ -258,6 +283,7 @@ pub(crate) struct SimStream {
 /// `back` listener -> dialer; `seed` drives jitter and loss; `lag` notes how late each end
 /// reads what arrived; `precise` releases arrivals on the fine-grained link timer rather
 /// than tokio's 1 ms one.
+#[cfg(test)]
 pub(crate) fn pipe(
     out: watch::Receiver<PathState>,
     back: watch::Receiver<PathState>,
@@ -265,15 +291,30 @@ pub(crate) fn pipe(
     lag: Arc<LagMeter>,
     precise: bool,
 ) -> (SimStream, SimStream) {
+    let alive = || Arc::new(AtomicBool::new(false));
+    pipe_between(out, back, seed, lag, precise, (alive(), alive()))
+}
+
+/// As [`pipe`], between two nodes whose kill flags are `killed` (dialer's, listener's):
+/// the end of a killed node resets rather than closes.
+pub(crate) fn pipe_between(
+    out: watch::Receiver<PathState>,
+    back: watch::Receiver<PathState>,
+    seed: u64,
+    lag: Arc<LagMeter>,
+    precise: bool,
+    killed: (Arc<AtomicBool>, Arc<AtomicBool>),
+) -> (SimStream, SimStream) {
     let (tx_out, rx_out) = mpsc::unbounded_channel();
     let (tx_back, rx_back) = mpsc::unbounded_channel();
     let now = Instant::now();
-    let sender = |chan, path, seed| Sender {
+    let sender = |chan, path, seed, killed| Sender {
         chan: Some(chan),
         path,
         busy_until: now,
         last_arrival: now,
         rng: StdRng::seed_from_u64(seed),
+        killed,
     };
     let receiver = |chan, path| Receiver {
         chan,
@@ -288,13 +329,14 @@ pub(crate) fn pipe(
         heal: None,
         last_release: now,
         ended: false,
+        reset: false,
     };
     let dialer = SimStream {
-        tx: sender(tx_out, out.clone(), seed),
+        tx: sender(tx_out, out.clone(), seed, killed.0),
         rx: receiver(rx_back, back.clone()),
     };
     let listener = SimStream {
-        tx: sender(tx_back, back, seed ^ 0x9e37_79b9_7f4a_7c15),
+        tx: sender(tx_back, back, seed ^ 0x9e37_79b9_7f4a_7c15, killed.1),
         rx: receiver(rx_out, out),
     };
     (dialer, listener)

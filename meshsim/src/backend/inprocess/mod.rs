@@ -1,23 +1,20 @@
 //! The in-process backend: every node a task in the test process, every peer connection a
 //! pair of simulated links (see [`link`] for the model).
 
-pub(crate) mod lag;
 mod link;
 mod net;
 mod timer;
-mod transport;
 
 pub(crate) use net::SimNet;
-pub(crate) use transport::{SimTransport, addr_of};
 
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result, TopologyError};
-use crate::node::{
-    self, Command, GossipsubParams, NodeHandle, NodeSetup, PeerBook, Security, Wire,
-};
+use crate::node::handle::{NodeHandle, NodeSetup, spawn};
+use crate::node::network::Network;
+use crate::node::{self, NodeSoftware, Peers};
 use crate::topology::{LinkShape, NodeId, Topology};
 use crate::trace::recorder::Recorder;
 
@@ -30,23 +27,26 @@ const DIALS_IN_FLIGHT: usize = 256;
 pub(crate) struct InProcess {
     net: Arc<SimNet>,
     recorder: Arc<Recorder>,
-    book: Arc<PeerBook>,
+    peers: Arc<Peers>,
     nodes: Vec<Option<NodeHandle>>,
-    params: GossipsubParams,
+    /// Each node's software; nodes added later run `default_software`.
+    software: Vec<Arc<dyn NodeSoftware>>,
+    default_software: Arc<dyn NodeSoftware>,
     topics: Vec<String>,
     seed: u64,
-    security: Security,
+    dilation: f64,
     dials: Arc<Semaphore>,
 }
 
 impl InProcess {
-    /// Starts every node of `topology` (not yet connected).
-    pub(crate) fn start(
+    /// Starts every node of `topology` (not yet connected), node `i` running `software[i]`;
+    /// returns once every node has taken its start-up subscriptions.
+    pub(crate) async fn start(
         topology: Topology,
         seed: u64,
-        params: GossipsubParams,
+        software: Vec<Arc<dyn NodeSoftware>>,
+        default_software: Arc<dyn NodeSoftware>,
         topics: Vec<String>,
-        security: Security,
         dilation: f64,
         recorder: Arc<Recorder>,
     ) -> Result<Self> {
@@ -54,35 +54,60 @@ impl InProcess {
         let mut this = InProcess {
             net: SimNet::new(topology, seed, dilation),
             recorder,
-            book: Arc::new(PeerBook::default()),
+            peers: Arc::new(Peers::default()),
             nodes: Vec::new(),
-            params,
+            software,
+            default_software,
             topics,
             seed,
-            security,
+            dilation,
             dials: Arc::new(Semaphore::new(
                 DIALS_IN_FLIGHT.saturating_mul(dilation.ceil() as usize),
             )),
         };
         this.recorder.measure_lag(this.net.lag());
+        // Every identity is known before any node starts: a node may dial one that has not.
+        for i in 0..n {
+            let id = NodeId(i as u32);
+            this.peers
+                .insert(node::keypair(seed, id).public().to_peer_id(), id);
+        }
         for i in 0..n {
             let handle = this.spawn(NodeId(i as u32))?;
             this.nodes.push(Some(handle));
         }
+        for handle in this.nodes.iter_mut().flatten() {
+            handle.started().await?;
+        }
         Ok(this)
     }
 
+    /// Starts node `n` and waits until it has taken its start-up subscriptions.
+    async fn start_node(&self, n: NodeId) -> Result<NodeHandle> {
+        let mut handle = self.spawn(n)?;
+        handle.started().await?;
+        Ok(handle)
+    }
+
     fn spawn(&self, n: NodeId) -> Result<NodeHandle> {
-        node::spawn(NodeSetup {
-            node: n,
-            keypair: node::keypair(self.seed, n),
-            params: self.params.clone(),
-            topics: self.topics.clone(),
-            wire: Wire::Sim(self.net.clone()),
-            security: self.security,
-            recorder: self.recorder.clone(),
-            book: self.book.clone(),
-        })
+        let software = self
+            .software
+            .get(n.index())
+            .unwrap_or(&self.default_software);
+        let links = self.net.clone();
+        spawn(
+            software.as_ref(),
+            NodeSetup {
+                node: n,
+                keypair: node::keypair(self.seed, n),
+                seed: self.seed,
+                dilation: self.dilation,
+                topics: &self.topics,
+                report: self.recorder.clone(),
+                peers: self.peers.clone(),
+                network: Box::new(move |events| Network::simulated(n, links, events.clone())),
+            },
+        )
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -93,7 +118,7 @@ impl InProcess {
         matches!(self.nodes.get(n.index()), Some(Some(_)))
     }
 
-    fn handle(&self, n: NodeId) -> Result<&NodeHandle> {
+    pub(crate) fn handle(&self, n: NodeId) -> Result<&NodeHandle> {
         match self.nodes.get(n.index()) {
             None => Err(Error::UnknownNode(n)),
             Some(None) => Err(Error::NodeStopped(n)),
@@ -101,39 +126,15 @@ impl InProcess {
         }
     }
 
-    fn send(&self, n: NodeId, cmd: Command) -> Result<()> {
-        self.handle(n)?.commands.send(cmd).map_err(|_| Error::Node {
-            node: n,
-            reason: "the node's task has ended".into(),
-        })
-    }
-
     pub(crate) async fn dial(&self, from: NodeId, to: NodeId) -> Result<()> {
+        let handle = self.handle(from)?;
         let permit = self
             .dials
             .clone()
             .acquire_owned()
             .await
             .expect("semaphore never closed");
-        self.send(from, Command::Dial { peer: to, permit })
-    }
-
-    pub(crate) fn disconnect(&self, a: NodeId, b: NodeId) -> Result<()> {
-        self.send(a, Command::Disconnect(b))
-    }
-
-    /// Sends a command that answers, and waits for the answer.
-    pub(crate) async fn ask(
-        &self,
-        n: NodeId,
-        make: impl FnOnce(oneshot::Sender<std::result::Result<(), String>>) -> Command,
-    ) -> Result<std::result::Result<(), String>> {
-        let (tx, rx) = oneshot::channel();
-        self.send(n, make(tx))?;
-        rx.await.map_err(|_| Error::Node {
-            node: n,
-            reason: "the node's task ended".into(),
-        })
+        handle.connect(to, permit).await
     }
 
     pub(crate) fn set_direction(&self, from: NodeId, to: NodeId, shape: LinkShape) -> Result<()> {
@@ -150,21 +151,27 @@ impl InProcess {
         self.net.heal(a, b, announce)
     }
 
-    /// Stops a node; `false` if it was not running.
-    pub(crate) async fn stop(&mut self, n: NodeId) -> Result<()> {
+    /// Stops a node: gracefully (its software closes its connections), or (`kill`) at once,
+    /// its connections reset.
+    pub(crate) async fn stop(&mut self, n: NodeId, kill: bool) -> Result<()> {
         self.handle(n)?;
         let handle = self.nodes[n.index()].take().expect("checked above");
-        handle.stop().await;
+        if kill {
+            self.net.kill(n);
+            handle.kill().await;
+        } else {
+            handle.stop(self.dilation).await;
+        }
         Ok(())
     }
 
-    pub(crate) fn restart(&mut self, n: NodeId) -> Result<()> {
-        self.nodes[n.index()] = Some(self.spawn(n)?);
+    pub(crate) async fn restart(&mut self, n: NodeId) -> Result<()> {
+        self.nodes[n.index()] = Some(self.start_node(n).await?);
         Ok(())
     }
 
     /// Adds a node linked to `links`, all or nothing, and starts it.
-    pub(crate) fn add(&mut self, links: &[(NodeId, LinkShape)]) -> Result<NodeId> {
+    pub(crate) async fn add(&mut self, links: &[(NodeId, LinkShape)]) -> Result<NodeId> {
         let n = self.net.update_topology(|t| {
             let mut grown = t.clone();
             let n = grown.add_node();
@@ -174,7 +181,9 @@ impl InProcess {
             *t = grown;
             Ok::<_, TopologyError>(n)
         })?;
-        self.nodes.push(Some(self.spawn(n)?));
+        self.peers
+            .insert(node::keypair(self.seed, n).public().to_peer_id(), n);
+        self.nodes.push(Some(self.start_node(n).await?));
         Ok(n)
     }
 

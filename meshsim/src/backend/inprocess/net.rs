@@ -2,18 +2,19 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::lag::LagMeter;
-use super::link::{PathState, SimStream, pipe};
+use super::link::{PathState, pipe_between};
+use crate::node::network::{ByteStream, Incoming, Links};
 use crate::topology::{NodeId, Topology};
+use crate::trace::lag::LagMeter;
 
-type Listener = mpsc::UnboundedSender<(SimStream, NodeId)>;
+type Listener = mpsc::UnboundedSender<(ByteStream, NodeId)>;
 
 /// Listeners, the topology, partitions, and one watched [`PathState`] per ordered pair.
 pub(crate) struct SimNet {
@@ -30,6 +31,9 @@ struct Inner {
     dilation: f64,
     /// Each node's listener, with a token naming the transport that registered it.
     listeners: HashMap<NodeId, (u64, Listener)>,
+    /// Each node's kill flag, fresh for every start: the ends of its connections reset
+    /// rather than close once it is set.
+    killed: HashMap<NodeId, Arc<AtomicBool>>,
     paths: HashMap<(NodeId, NodeId), watch::Sender<PathState>>,
     partitions: Vec<(Vec<NodeId>, Vec<NodeId>)>,
 }
@@ -97,6 +101,7 @@ impl SimNet {
                 topology,
                 dilation,
                 listeners: HashMap::new(),
+                killed: HashMap::new(),
                 paths: HashMap::new(),
                 partitions: Vec::new(),
             }),
@@ -112,17 +117,33 @@ impl SimNet {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers `n`'s listener; the token lets only this registration be removed.
-    pub(crate) fn listen(&self, n: NodeId) -> (u64, mpsc::UnboundedReceiver<(SimStream, NodeId)>) {
+    /// Marks `n` killed: its connections reset as they are dropped.
+    pub(crate) fn kill(&self, n: NodeId) {
+        if let Some(flag) = self.lock().killed.get(&n) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn killed(inner: &mut Inner, n: NodeId) -> Arc<AtomicBool> {
+        inner.killed.entry(n).or_default().clone()
+    }
+}
+
+impl Links for SimNet {
+    /// Registers `n`'s listener (a node starting, with a fresh kill flag); the token lets
+    /// only this registration be removed.
+    fn listen(&self, n: NodeId) -> (u64, Incoming) {
         let (tx, rx) = mpsc::unbounded_channel();
         let token = self.connections.fetch_add(1, Ordering::Relaxed);
-        self.lock().listeners.insert(n, (token, tx));
+        let mut inner = self.lock();
+        inner.listeners.insert(n, (token, tx));
+        inner.killed.insert(n, Arc::default());
         (token, rx)
     }
 
     /// Removes `n`'s listener if it is still the one registered with `token` (a restarted
     /// node may already have registered a new one).
-    pub(crate) fn unlisten(&self, n: NodeId, token: u64) {
+    fn unlisten(&self, n: NodeId, token: u64) {
         let mut inner = self.lock();
         if inner.listeners.get(&n).is_some_and(|(t, _)| *t == token) {
             inner.listeners.remove(&n);
@@ -130,7 +151,7 @@ impl SimNet {
     }
 
     /// Opens a connection `from -> to`; returns the dialer's end and the handshake time (one RTT).
-    pub(crate) fn connect(&self, from: NodeId, to: NodeId) -> io::Result<(SimStream, Duration)> {
+    fn connect(&self, from: NodeId, to: NodeId) -> io::Result<(ByteStream, Duration)> {
         let mut inner = self.lock();
         let listener = inner
             .listeners
@@ -156,16 +177,19 @@ impl SimNet {
             ^ (u64::from(from.0) << 40)
             ^ (u64::from(to.0) << 20)
             ^ k.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        let (dialer, listener_end) = pipe(out, back, seed, self.lag.clone(), true);
-        listener.send((listener_end, from)).map_err(|_| {
+        let killed = (Self::killed(&mut inner, from), Self::killed(&mut inner, to));
+        let (dialer, listener_end) = pipe_between(out, back, seed, self.lag.clone(), true, killed);
+        listener.send((Box::new(listener_end), from)).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::ConnectionRefused,
                 format!("{to} stopped listening"),
             )
         })?;
-        Ok((dialer, o.shape.latency + b.shape.latency))
+        Ok((Box::new(dialer), o.shape.latency + b.shape.latency))
     }
+}
 
+impl SimNet {
     /// Changes the topology (link shapes, added nodes) and re-shapes live connections.
     pub(crate) fn update_topology<T>(&self, f: impl FnOnce(&mut Topology) -> T) -> T {
         let mut inner = self.lock();

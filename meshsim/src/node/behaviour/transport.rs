@@ -1,5 +1,5 @@
-//! A libp2p `Transport` over simulated links: node `n` listens on `/memory/<n + 1>`, and a
-//! dial creates a [`SimStream`] pair shaped by the network's current path state.
+//! A libp2p `Transport` over a node's [`Network`](crate::node::Network): node `n` listens on
+//! `/memory/<n + 1>`, and a dial opens a connection over the backend's links.
 
 use std::collections::VecDeque;
 use std::io;
@@ -10,10 +10,8 @@ use std::task::{Context, Poll};
 use futures::future::{self, BoxFuture, Ready};
 use libp2p::core::multiaddr::{Multiaddr, Protocol};
 use libp2p::core::transport::{DialOpts, ListenerId, Transport, TransportError, TransportEvent};
-use tokio::sync::mpsc;
 
-use super::link::SimStream;
-use super::net::SimNet;
+use crate::node::network::{ByteStream, Links, Listening};
 use crate::topology::NodeId;
 
 /// The address node `n` listens on.
@@ -31,44 +29,33 @@ fn node_of(addr: &Multiaddr) -> Option<NodeId> {
     }
 }
 
-struct Listening {
-    id: ListenerId,
-    token: u64,
-    incoming: mpsc::UnboundedReceiver<(SimStream, NodeId)>,
-}
-
-/// A node's transport.
+/// A node's transport. The node's listener was registered when it started; `listen_on`
+/// takes it (once).
 pub(crate) struct SimTransport {
-    net: Arc<SimNet>,
+    links: Arc<dyn Links>,
     me: NodeId,
-    listener: Option<Listening>,
-    events: VecDeque<TransportEvent<Ready<Result<SimStream, io::Error>>, io::Error>>,
+    registered: Option<Listening>,
+    listener: Option<(ListenerId, Listening)>,
+    events: VecDeque<TransportEvent<Ready<Result<ByteStream, io::Error>>, io::Error>>,
 }
 
 impl SimTransport {
-    pub(crate) fn new(net: Arc<SimNet>, me: NodeId) -> Self {
+    pub(crate) fn new(links: Arc<dyn Links>, me: NodeId, registered: Option<Listening>) -> Self {
         SimTransport {
-            net,
+            links,
             me,
+            registered,
             listener: None,
             events: VecDeque::new(),
         }
     }
 }
 
-impl Drop for SimTransport {
-    fn drop(&mut self) {
-        if let Some(l) = &self.listener {
-            self.net.unlisten(self.me, l.token);
-        }
-    }
-}
-
 impl Transport for SimTransport {
-    type Output = SimStream;
+    type Output = ByteStream;
     type Error = io::Error;
-    type ListenerUpgrade = Ready<Result<SimStream, io::Error>>;
-    type Dial = BoxFuture<'static, Result<SimStream, io::Error>>;
+    type ListenerUpgrade = Ready<Result<ByteStream, io::Error>>;
+    type Dial = BoxFuture<'static, Result<ByteStream, io::Error>>;
 
     fn listen_on(
         &mut self,
@@ -78,12 +65,10 @@ impl Transport for SimTransport {
         if node_of(&addr) != Some(self.me) || self.listener.is_some() {
             return Err(TransportError::MultiaddrNotSupported(addr));
         }
-        let (token, incoming) = self.net.listen(self.me);
-        self.listener = Some(Listening {
-            id,
-            token,
-            incoming,
-        });
+        let Some(listening) = self.registered.take() else {
+            return Err(TransportError::MultiaddrNotSupported(addr));
+        };
+        self.listener = Some((id, listening));
         self.events.push_back(TransportEvent::NewAddress {
             listener_id: id,
             listen_addr: addr,
@@ -93,8 +78,7 @@ impl Transport for SimTransport {
 
     fn remove_listener(&mut self, id: ListenerId) -> bool {
         match &self.listener {
-            Some(l) if l.id == id => {
-                self.net.unlisten(self.me, l.token);
+            Some((l, _)) if *l == id => {
                 self.listener = None;
                 self.events.push_back(TransportEvent::ListenerClosed {
                     listener_id: id,
@@ -115,7 +99,7 @@ impl Transport for SimTransport {
             return Err(TransportError::MultiaddrNotSupported(addr));
         };
         let (stream, handshake) = self
-            .net
+            .links
             .connect(self.me, to)
             .map_err(TransportError::Other)?;
         // The TCP handshake: one round trip before the dialer may send.
@@ -133,11 +117,11 @@ impl Transport for SimTransport {
         if let Some(ev) = this.events.pop_front() {
             return Poll::Ready(ev);
         }
-        if let Some(l) = &mut this.listener
+        if let Some((id, l)) = &mut this.listener
             && let Poll::Ready(Some((stream, from))) = l.incoming.poll_recv(cx)
         {
             return Poll::Ready(TransportEvent::Incoming {
-                listener_id: l.id,
+                listener_id: *id,
                 upgrade: future::ready(Ok(stream)),
                 local_addr: addr_of(this.me),
                 send_back_addr: addr_of(from),

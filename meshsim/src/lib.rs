@@ -118,8 +118,10 @@
 //! the links' lag and every duration the test passes are divided back. The CPU's backlog,
 //! which hardly changes with `k`, shrinks `k` times in simulated time. Under
 //! `#[meshsim::test]`, a test that does not fix `k` runs in real time first and, if its links
-//! lagged above the threshold, again at the dilation the lag suggests
-//! ([`Trace::suggested_dilation`]). What is not scaled is listed at [`Sim::with_dilation`].
+//! lagged above the threshold and the verdict is one lag can explain (a pass, a timeout, a
+//! failed trace assertion; never a panic or another error), again at the dilation the lag
+//! suggests ([`Trace::suggested_dilation`]), capped by libp2p's 10 s negotiation timeout over
+//! the slowest round trip; every attempt is printed with its verdict. What is not scaled is listed at [`Sim::with_dilation`].
 //!
 //! # The Docker backend
 //! `#[meshsim::test(backend = "docker")]` (or `"both"`: one test per backend, named
@@ -176,7 +178,9 @@ pub use error::{
     TraceFormatError,
 };
 pub use node::{GossipsubNode, GossipsubParams, NodeSoftware, Security};
-pub use sim::{ContainerStats, DEFAULT_LAG_THRESHOLD, DEFAULT_TOPIC, Sim, Simulation};
+pub use sim::{
+    ContainerStats, DEFAULT_LAG_THRESHOLD, DEFAULT_TOPIC, MAX_DILATION, Sim, Simulation,
+};
 pub use topology::{GeoParams, Link, LinkShape, NodeId, Overlay, Topology, node};
 pub use trace::{Delivery, Event, EventKind, LinkLag, MsgId, SoftwareInfo, Trace};
 
@@ -214,7 +218,7 @@ pub const fn secs(n: u64) -> std::time::Duration {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::runner::{TestArgs, TestResult, run_test};
+    pub use crate::runner::{TestArgs, TestFailure, TestResult, run_test};
     pub use crate::trace::recorder::record_throughput;
 }
 

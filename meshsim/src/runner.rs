@@ -15,6 +15,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer, fmt};
 
 use crate::backend::Backend;
+use crate::error::Error;
 use crate::sim::Sim;
 use crate::trace::recorder::Recorder;
 use crate::trace::{LinkLag, trace_dir};
@@ -54,16 +55,25 @@ impl TestContext {
     }
 
     /// The time dilation to run the test again with: the largest any simulation whose
-    /// dilation was left to the runner suggests, with the lag that asks for it.
+    /// dilation was left to the runner suggests, with the lag that asks for it; never above
+    /// what its slowest round trip allows ([`negotiation_cap`]).
     fn suggested_dilation(&self, current: f64) -> Option<(f64, LinkLag)> {
         let v = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
         v.iter()
             .filter(|(_, auto)| *auto)
             .filter_map(|(r, _)| {
                 let lag = r.lag()?;
-                Some((lag.suggested_dilation(current)?, lag))
+                let cap = negotiation_cap(&r.lock().trace.topology.links);
+                let k = lag.suggested_dilation(current)?.min(cap);
+                (k > current).then_some((k, lag))
             })
             .max_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
+    /// The lag of the first simulation whose links ran late above its threshold.
+    fn lag_exceeded(&self) -> Option<LinkLag> {
+        let v = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        v.iter().filter_map(|(r, _)| r.lag()).find(|l| l.exceeded)
     }
 
     /// Writes every trace with its viewer beside it, and the captured log; returns the
@@ -121,19 +131,40 @@ pub struct TestArgs {
 
 /// What a test function may return: `()` or `Result<(), E: Display>`.
 pub trait TestResult {
-    /// `Err` with the message to fail with.
-    fn into_outcome(self) -> Result<(), String>;
+    /// `Err` with the message to fail with, and whether lagging links could explain it.
+    fn into_outcome(self) -> Result<(), TestFailure>;
+}
+
+/// Why a test failed, as [`TestResult::into_outcome`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestFailure {
+    /// The message to fail with.
+    pub message: String,
+    /// Whether it is about timing (a timeout or a failed trace assertion), so that links
+    /// running late could explain it: only then does the runner try again, slower.
+    pub timing: bool,
 }
 
 impl TestResult for () {
-    fn into_outcome(self) -> Result<(), String> {
+    fn into_outcome(self) -> Result<(), TestFailure> {
         Ok(())
     }
 }
 
-impl<E: std::fmt::Display> TestResult for Result<(), E> {
-    fn into_outcome(self) -> Result<(), String> {
-        self.map_err(|e| e.to_string())
+impl<E: std::fmt::Display + 'static> TestResult for Result<(), E> {
+    fn into_outcome(self) -> Result<(), TestFailure> {
+        self.map_err(|e| {
+            let any: &dyn std::any::Any = &e;
+            let error = any.downcast_ref::<Error>().or_else(|| {
+                any.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>()
+                    .and_then(|b| b.downcast_ref::<Error>())
+            });
+            TestFailure {
+                message: e.to_string(),
+                timing: error
+                    .is_some_and(|e| matches!(e, Error::Timeout { .. } | Error::Assertion(_))),
+            }
+        })
     }
 }
 
@@ -196,6 +227,22 @@ fn docker_ready(name: &str) -> bool {
     false
 }
 
+/// The largest time dilation at which libp2p-swarm's 10 s substream negotiation timeout
+/// (wall time, not dilated) still leaves room for a negotiation over the slowest link: half
+/// of 10 s over its round trip (latency and jitter both ways), so about x50 for 50 ms links.
+pub(crate) fn negotiation_cap(links: &[crate::topology::Link]) -> f64 {
+    let rtt = links
+        .iter()
+        .map(|l| {
+            (l.a_to_b.latency + l.a_to_b.jitter + l.b_to_a.latency + l.b_to_a.jitter).as_secs_f64()
+        })
+        .fold(0.0, f64::max);
+    if rtt <= 0.0 {
+        return crate::trace::MAX_SUGGESTED_DILATION;
+    }
+    (5.0 / rtt).floor().max(1.0)
+}
+
 /// How many times a test whose time dilation is left to the runner may run: the first at
 /// real time, then each at the dilation the previous run's lag suggests.
 const MAX_ATTEMPTS: u32 = 3;
@@ -246,7 +293,8 @@ where
     // lag above the threshold, what the lag suggests, up to MAX_ATTEMPTS runs.
     let mut dilation = args.dilation.unwrap_or(1.0);
     let mut attempt = 0;
-    let (ctx, outcome, dilation) = loop {
+    let mut attempts: Vec<String> = Vec::new();
+    let (ctx, outcome) = loop {
         let ctx = Arc::new(TestContext {
             name: name.to_string(),
             recorders: Mutex::new(Vec::new()),
@@ -276,26 +324,85 @@ where
         // Ends every node task before the verdict, whatever happened.
         runtime.shutdown_timeout(Duration::from_secs(5));
         attempt += 1;
-        match ctx.suggested_dilation(dilation) {
-            Some((next, lag)) if attempt < MAX_ATTEMPTS => {
-                println!(
-                    "meshsim: {name}: at time dilation x{dilation}, {lag}; running the test again at x{next}"
+        let at = if dilation == 1.0 {
+            String::new()
+        } else {
+            format!(" (time dilated x{dilation})")
+        };
+        let outcome = match outcome {
+            Ok(Ok(result)) => result.into_outcome().map_err(|f| (f, None)),
+            // A panic is not blamed on lag: it may be anything.
+            Ok(Err(panic)) => Err((
+                TestFailure {
+                    message: "the test panicked".into(),
+                    timing: false,
+                },
+                Some(panic),
+            )),
+            Err(_) => Err((
+                TestFailure {
+                    message: format!("the test timed out after {timeout:?}{at}"),
+                    timing: true,
+                },
+                None,
+            )),
+        };
+        let verdict = match &outcome {
+            Ok(()) => "passed".to_string(),
+            Err((f, _)) => format!("failed: {}", f.message),
+        };
+        // Lag can explain a pass (a message that should not have arrived in time, say) or a
+        // failure about timing, never a failure of another kind.
+        let blamable = outcome.as_ref().err().is_none_or(|(f, _)| f.timing);
+        let again = if blamable && attempt < MAX_ATTEMPTS {
+            ctx.suggested_dilation(dilation)
+        } else {
+            None
+        };
+        let lagged = ctx.lag_exceeded();
+        match (again, lagged) {
+            (Some((next, lag)), _) => {
+                let line = format!(
+                    "attempt {attempt} at x{dilation} {verdict}; {lag}; running the test again at x{next}"
                 );
+                println!("meshsim: {name}: {line}");
+                attempts.push(line);
                 dilation = next;
             }
-            _ => break (ctx, outcome, dilation),
+            (None, Some(lag)) if attempt > 1 || !blamable => {
+                let why = if blamable {
+                    "no further attempt".to_string()
+                } else {
+                    "this failure is not about timing, so lag does not explain it and the test is not run again".to_string()
+                };
+                let line = format!("attempt {attempt} at x{dilation} {verdict}; {lag}; {why}");
+                println!("meshsim: {name}: {line}");
+                attempts.push(line);
+                break (ctx, outcome);
+            }
+            (None, _) => {
+                if attempt > 1 {
+                    let line = format!("attempt {attempt} at x{dilation} {verdict}");
+                    println!("meshsim: {name}: {line}");
+                    attempts.push(line);
+                }
+                break (ctx, outcome);
+            }
         }
     };
 
-    let failure = match outcome {
-        Ok(Ok(result)) => result.into_outcome().err().map(|m| (m, None)),
-        Ok(Err(panic)) => Some(("the test panicked".to_string(), Some(panic))),
-        Err(_) if dilation == 1.0 => Some((format!("the test timed out after {timeout:?}"), None)),
-        Err(_) => Some((
-            format!("the test timed out after {timeout:?} (time dilated x{dilation})"),
-            None,
-        )),
-    };
+    let failure = outcome.err().map(|(f, panic)| {
+        let message = if !attempts.is_empty() {
+            format!(
+                "{}\nmeshsim: attempts:\n  {}",
+                f.message,
+                attempts.join("\n  ")
+            )
+        } else {
+            f.message
+        };
+        (message, panic)
+    });
     let keep = std::env::var_os("MESHSIM_SAVE_TRACES").is_some_and(|v| v != "0" && !v.is_empty());
     let log = captured.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let log = dispatch.is_some().then_some(log.as_slice());
@@ -317,9 +424,46 @@ where
             };
             eprintln!("meshsim: {name}: {where_}");
             match panic {
-                Some(p) => std::panic::resume_unwind(p),
+                Some(p) => {
+                    if !attempts.is_empty() {
+                        eprintln!("meshsim: {name}: attempts:\n  {}", attempts.join("\n  "));
+                    }
+                    std::panic::resume_unwind(p)
+                }
                 None => panic!("{message}\nmeshsim: {where_}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::negotiation_cap;
+    use crate::topology::{Link, LinkShape, NodeId};
+
+    fn link(one_way_ms: u64, jitter_ms: u64) -> Link {
+        let shape = LinkShape {
+            jitter: Duration::from_millis(jitter_ms),
+            ..LinkShape::latency(Duration::from_millis(one_way_ms))
+        };
+        Link {
+            a: NodeId(0),
+            b: NodeId(1),
+            a_to_b: shape,
+            b_to_a: shape,
+        }
+    }
+
+    #[test]
+    fn the_slowest_round_trip_caps_the_dilation() {
+        // 50 ms each way: 100 ms round trips, x50 leaves half of libp2p's 10 s.
+        assert_eq!(negotiation_cap(&[link(5, 0), link(50, 0)]), 50.0);
+        // Jitter counts at its worst.
+        assert_eq!(negotiation_cap(&[link(40, 10)]), 50.0);
+        // A round trip above 5 s allows no dilation at all.
+        assert_eq!(negotiation_cap(&[link(3000, 0)]), 1.0);
+        assert_eq!(negotiation_cap(&[]), crate::trace::MAX_SUGGESTED_DILATION);
     }
 }

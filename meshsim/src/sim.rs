@@ -197,10 +197,12 @@ impl Sim {
     /// `graft_flood_threshold` (used only by peer scoring, which meshsim leaves off) and a
     /// remote PRUNE backoff's one-hour cap; and the Docker backend refuses any `k` other than 1.
     ///
-    /// `k` must be finite and at least 1 (default 1). Under `#[meshsim::test]`, a test that
+    /// `k` must be from 1 (the default) to [`MAX_DILATION`]. Under `#[meshsim::test]`, a test that
     /// does not fix it (here or with `dilation = k` on the attribute) gets it from the
-    /// runner: a run whose links lagged above the threshold is run again with
-    /// [`Trace::suggested_dilation`].
+    /// runner: a run whose links lagged above the threshold, and which passed or failed on
+    /// timing ([`Error::Timeout`], [`Error::Assertion`]), is run again with
+    /// [`Trace::suggested_dilation`], capped by the slowest round trip (half of libp2p's 10 s
+    /// negotiation timeout over it).
     pub fn with_dilation(mut self, k: f64) -> Self {
         self.dilation = k;
         self.auto_dilation = false;
@@ -232,10 +234,10 @@ impl Sim {
     pub async fn start_unready(self, topology: Topology) -> Result<Simulation> {
         topology.validate()?;
         let k = self.dilation;
-        if !(k.is_finite() && k >= 1.0) {
+        if !(k.is_finite() && (1.0..=MAX_DILATION).contains(&k)) {
             return Err(Error::Dilation {
                 value: k,
-                why: "must be a finite number of at least 1",
+                why: "must be a number from 1 to 10,000 (MAX_DILATION)",
             });
         }
         if k != 1.0 && self.backend == Backend::Docker {
@@ -403,6 +405,12 @@ pub struct ContainerStats {
     /// The latest it released a packet after its due time (its scheduling error).
     pub max_release_lag: Duration,
 }
+
+/// The largest time dilation [`Sim::with_dilation`] accepts. libp2p's 10 s substream
+/// negotiation timeout already caps useful factors near `10 s / slowest round trip`; above
+/// this, hour-long link latencies and gossipsub timers would no longer fit a `Duration`
+/// comfortably and the start-up dial budget (which grows with `k`) would be meaningless.
+pub const MAX_DILATION: f64 = 10_000.0;
 
 /// A running simulation. Dropping it stops every node (and removes every container).
 pub struct Simulation {

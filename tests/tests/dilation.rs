@@ -127,7 +127,15 @@ fn a_fixed_dilation_is_never_changed_by_the_runner() {
 
 #[tokio::test]
 async fn bad_dilations_are_refused_by_name() {
-    for k in [0.5, 0.0, -3.0, f64::NAN, f64::INFINITY] {
+    for k in [
+        0.5,
+        0.0,
+        -3.0,
+        f64::NAN,
+        f64::INFINITY,
+        1e300,
+        meshsim::MAX_DILATION * 1.01,
+    ] {
         let err = Sim::new("dilation_tests::bad")
             .unwrap()
             .with_backend(Backend::InProcess)
@@ -153,4 +161,78 @@ async fn bad_dilations_are_refused_by_name() {
         matches!(&err, Error::BackendUnavailable { reason, .. } if reason.contains("time dilation")),
         "{err}"
     );
+}
+
+/// Runs a lagging test (zero lag threshold) under the runner whose first attempt ends with
+/// `first` and later ones pass; returns how many attempts ran and the runner's panic message
+/// (`None` if the test passed).
+fn lagging_test_failing_once(
+    name: &str,
+    first: fn() -> meshsim::Result<()>,
+    panics: bool,
+) -> (usize, Option<String>) {
+    let attempts = Arc::new(Mutex::new(0));
+    let seen = attempts.clone();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_test(name, TestArgs::default(), |sim: Sim| {
+            let seen = seen.clone();
+            async move {
+                let sim = sim.with_lag_threshold(Duration::ZERO);
+                let sim = sim.start(Topology::ring(4)?.with_latency(ms(1))).await?;
+                let msg = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+                sim.wait_delivered(msg, secs(5)).await?;
+                let n = {
+                    let mut n = seen.lock().unwrap();
+                    *n += 1;
+                    *n
+                };
+                if n == 1 {
+                    assert!(!panics, "a bug that has nothing to do with timing");
+                    return first();
+                }
+                Ok(())
+            }
+        })
+    }));
+    let message = result.err().map(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    });
+    let n = *attempts.lock().unwrap();
+    (n, message)
+}
+
+#[test]
+fn lag_does_not_hide_a_failure_it_cannot_explain() {
+    // A panic: reported at once, not run again (where a later pass would have hidden it).
+    let (n, message) = lagging_test_failing_once("dilation_tests::panics", || Ok(()), true);
+    assert_eq!(n, 1, "run again after a panic");
+    assert!(message.is_some(), "the panic was hidden");
+    // An error that is not about timing: the same.
+    let (n, message) = lagging_test_failing_once(
+        "dilation_tests::not_timing",
+        || Err(Error::UnknownNode(node(42))),
+        false,
+    );
+    assert_eq!(n, 1, "run again after an error lag cannot explain");
+    let message = message.expect("the error was hidden");
+    assert!(
+        message.contains("n42") && message.contains("not about timing"),
+        "{message}"
+    );
+    // A timeout can be lag's doing: run again, slower, and the later pass counts.
+    let (n, message) = lagging_test_failing_once(
+        "dilation_tests::timing",
+        || {
+            Err(Error::Timeout {
+                after: ms(5),
+                what: "a message".into(),
+            })
+        },
+        false,
+    );
+    assert!(n >= 2, "a timing failure under lag was not run again");
+    assert_eq!(message, None);
 }

@@ -186,7 +186,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             if json {
                 say!(
                     "{}",
-                    serde_json::to_string_pretty(&tally.to_tracestat_json(&t))?
+                    serde_json::to_string_pretty(&meshsim::export::tracestat::to_json(&tally, &t))?
                 );
             } else {
                 say!(

@@ -312,7 +312,7 @@ pub enum TraceFormatError {
         /// The format read.
         format: &'static str,
         /// Where the frame starts.
-        at: crate::export::Location,
+        at: Location,
         /// What is wrong with it.
         why: &'static str,
     },
@@ -324,7 +324,7 @@ pub enum TraceFormatError {
         /// The format read.
         format: &'static str,
         /// Where the incomplete frame starts (its length prefix).
-        at: crate::export::Location,
+        at: Location,
         /// The length the prefix announces.
         needed: u64,
         /// The bytes left after the prefix.
@@ -336,7 +336,7 @@ pub enum TraceFormatError {
         /// The format read.
         format: &'static str,
         /// Where the frame starts.
-        at: crate::export::Location,
+        at: Location,
         /// The protobuf message expected (`TraceEvent`, `TraceEventBatch`).
         message: &'static str,
         /// The decoder's complaint.
@@ -356,7 +356,7 @@ pub enum TraceFormatError {
         /// The format read.
         format: &'static str,
         /// The line.
-        at: crate::export::Location,
+        at: Location,
         /// What was wrong.
         reason: String,
     },
@@ -366,7 +366,7 @@ pub enum TraceFormatError {
         /// The format read.
         format: &'static str,
         /// Where the event is.
-        at: crate::export::Location,
+        at: Location,
         /// The type as found.
         value: String,
     },
@@ -376,7 +376,7 @@ pub enum TraceFormatError {
         /// The format read.
         format: &'static str,
         /// Where the event is.
-        at: crate::export::Location,
+        at: Location,
         /// The event type.
         event: &'static str,
         /// The missing field.
@@ -388,7 +388,7 @@ pub enum TraceFormatError {
         /// The format read.
         format: &'static str,
         /// Where the event is.
-        at: crate::export::Location,
+        at: Location,
         /// The event type.
         event: &'static str,
         /// The field.
@@ -404,4 +404,34 @@ pub enum TraceFormatError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+/// Where in an input a problem is, for [`TraceFormatError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// A byte offset: where a protobuf frame (its length prefix) starts.
+    Offset {
+        /// Bytes from the start of the data.
+        offset: usize,
+        /// The offset counts bytes of the gzip-decompressed data, not of the file.
+        decompressed: bool,
+    },
+    /// A line of text input, 1-based.
+    Line(usize),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Offset {
+                offset,
+                decompressed: false,
+            } => write!(f, "byte offset {offset}"),
+            Location::Offset {
+                offset,
+                decompressed: true,
+            } => write!(f, "byte offset {offset} of the decompressed data"),
+            Location::Line(line) => write!(f, "line {line}"),
+        }
+    }
 }

@@ -28,9 +28,9 @@ pub mod chrome;
 pub mod graph;
 pub mod interop;
 pub mod pubsub;
+pub mod tracestat;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use libp2p::PeerId;
@@ -39,35 +39,7 @@ use crate::error::TraceFormatError;
 use crate::topology::NodeId;
 use crate::trace::{EventKind, Trace, write_whole};
 
-/// Where in an input a problem is, for [`TraceFormatError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Location {
-    /// A byte offset: where a protobuf frame (its length prefix) starts.
-    Offset {
-        /// Bytes from the start of the data.
-        offset: usize,
-        /// The offset counts bytes of the gzip-decompressed data, not of the file.
-        decompressed: bool,
-    },
-    /// A line of text input, 1-based.
-    Line(usize),
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Location::Offset {
-                offset,
-                decompressed: false,
-            } => write!(f, "byte offset {offset}"),
-            Location::Offset {
-                offset,
-                decompressed: true,
-            } => write!(f, "byte offset {offset} of the decompressed data"),
-            Location::Line(line) => write!(f, "line {line}"),
-        }
-    }
-}
+pub use crate::error::Location;
 
 /// The files [`write_all`] writes, relative to its folder.
 pub mod files {

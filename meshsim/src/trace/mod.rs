@@ -10,7 +10,7 @@ pub(crate) mod lag;
 mod query;
 pub(crate) mod recorder;
 mod store;
-mod tally;
+pub(crate) mod tally;
 
 pub use check::Problem;
 pub(crate) use query::explain_missing;

@@ -299,6 +299,8 @@ impl Sim {
             });
         }
         let readiness: Vec<Readiness> = software.iter().map(|s| s.0.readiness()).collect();
+        let max_sizes: Vec<Option<usize>> =
+            software.iter().map(|s| s.0.max_message_size()).collect();
         let dilated = if k == 1.0 {
             String::new()
         } else {
@@ -379,6 +381,8 @@ impl Sim {
             overlay: overlay.clone(),
             readiness,
             default_readiness: default_software.0.readiness(),
+            max_sizes,
+            default_max_size: default_software.0.max_message_size(),
             default_info: default_software.0.info(),
             next_msg: AtomicU64::new(0),
             trace_file,
@@ -420,6 +424,9 @@ pub struct Simulation {
     /// Each node's readiness rule, and the rule of nodes added later.
     readiness: Vec<Readiness>,
     default_readiness: Readiness,
+    /// Each node's largest message, and that of nodes added later.
+    max_sizes: Vec<Option<usize>>,
+    default_max_size: Option<usize>,
     /// What nodes added later run, as the trace records it.
     default_info: SoftwareInfo,
     next_msg: AtomicU64,
@@ -610,6 +617,7 @@ impl Simulation {
                 ),
             });
         }
+        self.check_size(node, topic, size)?;
         let msg = self.next_msg();
         let mut data = msg.0.to_be_bytes().to_vec();
         // Filler that differs per message, so content-addressed message ids stay distinct.
@@ -619,10 +627,26 @@ impl Simulation {
 
     /// Publishes `data` from `node`; meshsim puts its 8-byte message number in front.
     pub async fn publish_bytes(&self, node: NodeId, topic: &str, data: &[u8]) -> Result<MsgId> {
+        self.check_size(node, topic, data.len().saturating_add(8))?;
         let msg = self.next_msg();
         let mut payload = msg.0.to_be_bytes().to_vec();
         payload.extend_from_slice(data);
         self.publish_payload(node, topic, msg, payload).await
+    }
+
+    /// Refuses a message larger than `node`'s software can publish, before building it.
+    fn check_size(&self, node: NodeId, topic: &str, size: usize) -> Result<()> {
+        self.check_node(node)?;
+        match self.max_sizes.get(node.index()).copied().flatten() {
+            Some(limit) if size > limit => Err(Error::Publish {
+                node,
+                topic: topic.into(),
+                reason: format!(
+                    "{size} bytes is above the {limit}-byte limit of {node}'s node software (gossipsub's max_transmit_size for the built-in node)"
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn next_msg(&self) -> MsgId {
@@ -878,6 +902,7 @@ impl Simulation {
             .collect();
         let n = self.nodes.add(&dilated).await?;
         self.readiness.push(self.default_readiness);
+        self.max_sizes.push(self.default_max_size);
         // Read before `add_node`, which takes the same lock.
         let seed = self.recorder.lock().trace.meta.seed;
         self.recorder.add_node(

@@ -289,6 +289,23 @@ async fn bad_runtime_requests(sim: Sim) -> meshsim::Result<()> {
         sim.publish(node(0), "t", 4).await,
         Err(Error::Publish { .. })
     ));
+    // Above the node software's limit: refused by name before a byte is allocated (usize::MAX
+    // bytes could not be).
+    match sim
+        .publish(node(0), meshsim::DEFAULT_TOPIC, usize::MAX)
+        .await
+    {
+        Err(Error::Publish {
+            node: n, reason, ..
+        }) => {
+            assert_eq!(n, node(0));
+            assert!(
+                reason.contains("limit") && reason.contains("max_transmit_size"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Error::Publish, got {other:?}"),
+    }
     // Nobody else is subscribed to "elsewhere": gossipsub refuses, and says so.
     assert!(matches!(
         sim.publish(node(0), "elsewhere", 64).await,

@@ -59,6 +59,10 @@ impl NodeSoftware for GossipsubNode {
         }
     }
 
+    fn max_message_size(&self) -> Option<usize> {
+        Some(self.params.max_transmit_size)
+    }
+
     fn check(&self) -> Result<(), crate::Error> {
         Ok(self.params.validate()?)
     }

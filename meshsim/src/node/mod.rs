@@ -129,6 +129,13 @@ pub trait NodeSoftware: Send + Sync + 'static {
         Readiness::Connected
     }
 
+    /// The largest message, in bytes, the software can publish, if it has a limit: a larger
+    /// publish is refused with [`Error::Publish`](crate::Error::Publish) before meshsim
+    /// builds its payload.
+    fn max_message_size(&self) -> Option<usize> {
+        None
+    }
+
     /// Checks the description before any node starts (parameters out of range, ...); the
     /// error is what [`Sim::start`](crate::Sim::start) returns.
     fn check(&self) -> crate::Result<()> {

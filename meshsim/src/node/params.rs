@@ -19,7 +19,8 @@ pub enum MessageIdFn {
     /// The first 8 bytes of the data, as libp2p's gossipsub-interop test plans use.
     /// meshsim payloads start with their message number, so ids are unique.
     FirstEightBytes,
-    /// A hash of the whole data: identical payloads are the same message.
+    /// The SHA-256 of the whole data (stable across Rust and meshsim releases, so other
+    /// implementations can compute it too): identical payloads are the same message.
     ContentHash,
 }
 
@@ -361,10 +362,8 @@ impl GossipsubParams {
             }
             MessageIdFn::ContentHash => {
                 b.message_id_fn(|m: &gossipsub::Message| {
-                    use std::hash::{DefaultHasher, Hash, Hasher};
-                    let mut h = DefaultHasher::new();
-                    m.data.hash(&mut h);
-                    gossipsub::MessageId::from(h.finish().to_be_bytes().to_vec())
+                    use sha2::Digest;
+                    gossipsub::MessageId::from(sha2::Sha256::digest(&m.data).to_vec())
                 });
             }
         }
@@ -375,6 +374,31 @@ impl GossipsubParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_hash_ids_are_sha256() {
+        let config = GossipsubParams {
+            message_id: MessageIdFn::ContentHash,
+            ..GossipsubParams::default()
+        }
+        .to_config()
+        .unwrap();
+        let message = |data: &[u8]| gossipsub::Message {
+            source: None,
+            data: data.to_vec(),
+            sequence_number: None,
+            topic: gossipsub::IdentTopic::new("t").hash(),
+        };
+        // SHA-256("abc"), FIPS 180-2's test vector.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let hex =
+            |id: gossipsub::MessageId| id.0.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(hex(config.message_id(&message(b"abc"))), abc);
+        assert_ne!(
+            config.message_id(&message(b"abd")),
+            config.message_id(&message(b"abc"))
+        );
+    }
 
     #[test]
     fn dilation_scales_every_duration_and_no_count() {

@@ -85,10 +85,12 @@ fn agent_binary(dir: &Path) -> Result<PathBuf> {
                 "find meshsim-agent",
                 "its source is not beside meshsim's; build it yourself (static: \
                  RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target \
-                 x86_64-unknown-linux-gnu -p meshsim-agent) and set MESHSIM_AGENT_BIN",
+                 <arch>-unknown-linux-gnu -p meshsim-agent) and set MESHSIM_AGENT_BIN",
             )
         })?;
-    let target = "x86_64-unknown-linux-gnu";
+    // The engine runs containers of the host's architecture (x86_64, aarch64, ...), and
+    // the base image holds the host's Debian packages: build the agent for the same.
+    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     eprintln!("meshsim: building the static meshsim-agent for the Docker image (cargo, release)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
@@ -100,7 +102,7 @@ fn agent_binary(dir: &Path) -> Result<PathBuf> {
             "-p",
             "meshsim-agent",
             "--target",
-            target,
+            &target,
         ])
         .arg("--target-dir")
         .arg(dir)
@@ -115,7 +117,7 @@ fn agent_binary(dir: &Path) -> Result<PathBuf> {
             format!("cargo build failed ({status}); its output is above"),
         ));
     }
-    Ok(dir.join(target).join("release/meshsim-agent"))
+    Ok(dir.join(&target).join("release/meshsim-agent"))
 }
 
 /// `meshsim-base:<hash>`, imported from Debian packages if missing.

@@ -1,8 +1,10 @@
 //! Gossip over shaped links: delivery, timing along the propagation tree, partitions, loss,
 //! and duplicates counted exactly where they can be worked out by hand.
 
+use meshsim::node::{BoxError, Command, NodeContext, NodeSoftware, NodeTask, SoftwareInfo};
 use meshsim::{DEFAULT_TOPIC, EventKind, LinkShape, Topology, ms, node, secs};
 use meshsim_tests::check_path_latencies;
+use tokio::io::AsyncReadExt;
 
 /// Per-hop allowance for processing and timer resolution (1 ms tokio timer, debug build).
 const PER_HOP: std::time::Duration = ms(4);
@@ -188,6 +190,90 @@ async fn duplicates_counted_exactly_on_small_graphs(sim: meshsim::Sim) -> meshsi
         let copies: usize = run.trace().per_link_copies().values().sum();
         assert_eq!(copies, (n - 1) + total, "copies over links on {name}");
         run.stop().await;
+    }
+    Ok(())
+}
+
+/// Node software that accepts connections and notes the first two multistream-select
+/// messages the dialer sends (its header and the security protocol it proposes), without
+/// answering: what a libp2p node puts on the wire.
+struct Eavesdropper;
+
+impl NodeSoftware for Eavesdropper {
+    fn info(&self) -> SoftwareInfo {
+        SoftwareInfo::new("eavesdropper", "0")
+    }
+
+    fn start(&self, ctx: NodeContext) -> Result<NodeTask, BoxError> {
+        let mut listener = ctx.network.listen()?;
+        let (mut commands, events) = (ctx.commands, ctx.events);
+        Ok(Box::pin(async move {
+            loop {
+                tokio::select! {
+                    cmd = commands.recv() => match cmd {
+                        None => break,
+                        Some(Command::Subscribe(r) | Command::Unsubscribe(r)) => r.done(Ok(())),
+                        Some(_) => {}
+                    },
+                    Some(mut conn) = listener.accept() => {
+                        let events = events.clone();
+                        tokio::spawn(async move {
+                            // Each message: a one-byte varint length (all are short), a line.
+                            for _ in 0..2 {
+                                let mut len = [0u8; 1];
+                                if conn.read_exact(&mut len).await.is_err() {
+                                    return;
+                                }
+                                let mut line = vec![0; usize::from(len[0])];
+                                if conn.read_exact(&mut line).await.is_err() {
+                                    return;
+                                }
+                                let line = String::from_utf8_lossy(&line);
+                                events.note(format!("read {}", line.trim_end()));
+                            }
+                            // Hold the connection until the dialer gives up.
+                            let _ = conn.read(&mut [0u8; 1]).await;
+                        });
+                    }
+                }
+            }
+        }))
+    }
+}
+
+#[meshsim::test]
+async fn the_security_upgrade_is_what_goes_on_the_wire(sim: meshsim::Sim) -> meshsim::Result<()> {
+    for (security, proposed) in [
+        (meshsim::Security::Noise, "/noise"),
+        (meshsim::Security::Plaintext, "/plaintext/2.0.0"),
+    ] {
+        // n0 (built-in node) dials n1, which only listens.
+        let sim = sim
+            .clone()
+            .with_security(security)
+            .with_software_on([node(1)], Eavesdropper)
+            .start_unready(Topology::line(2)?.with_latency(ms(5)))
+            .await?;
+        let read = |t: &meshsim::Trace| -> Vec<String> {
+            t.events
+                .iter()
+                .filter(|e| e.node == Some(node(1)))
+                .filter_map(|e| match &e.kind {
+                    EventKind::Annotation { text } => Some(text.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        sim.wait_until(secs(5), "n1 to read n0's proposal", |t| read(t).len() >= 2)
+            .await?;
+        assert_eq!(
+            read(&sim.trace()),
+            [
+                "read /multistream/1.0.0".to_string(),
+                format!("read {proposed}")
+            ],
+            "{security:?}"
+        );
     }
     Ok(())
 }

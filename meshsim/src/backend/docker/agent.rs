@@ -28,6 +28,18 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<reply::Body>>>>;
 
+/// Removes a request's entry from the pending table when dropped.
+struct Forget<'a>(&'a Pending, u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
+    }
+}
+
 /// A connected agent.
 pub(super) struct Agent {
     node: NodeId,
@@ -96,6 +108,9 @@ impl Agent {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
+        // However this request ends (answered, timed out, write failed, or the caller gave
+        // up), its entry goes: a hung agent cannot make the table grow.
+        let _forget = Forget(&self.pending, id);
         let frame = encode(&proto::Request {
             id,
             body: Some(body),

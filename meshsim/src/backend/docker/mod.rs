@@ -53,18 +53,16 @@ pub(crate) async fn connect() -> Result<Client> {
 }
 
 /// The agent image, built once per process (and, by its content-hash tag, once per machine).
+/// Only success is kept: after a failure (a transient apt or engine error, say) the next
+/// Docker test tries again and reports its own outcome.
 pub(crate) async fn prepare_image(client: &Client) -> Result<String> {
     IMAGE
-        .get_or_init(|| async { image::ensure(client).await.map_err(|e| e.to_string()) })
+        .get_or_try_init(|| image::ensure(client))
         .await
-        .clone()
-        .map_err(|reason| Error::Image {
-            step: "first use in this process",
-            reason,
-        })
+        .cloned()
 }
 
-static IMAGE: OnceCell<std::result::Result<String, String>> = OnceCell::const_new();
+static IMAGE: OnceCell<String> = OnceCell::const_new();
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
 /// One node's container.

@@ -25,7 +25,7 @@ async fn run() -> meshsim::Result<()> {
     let net = Topology::random_regular(40, 4, seed)?.with_random_latency(ms(20), ms(80), seed);
     let sim = Sim::new("examples.flood")?
         .with_seed(seed)
-        .with_software(Flood)
+        .with_software(Flood::new())
         .start(net)
         .await?;
     for origin in [0, 13, 27] {

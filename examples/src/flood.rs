@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use meshsim::node::{
     BoxError, Command, Connection, NodeContext, NodeEvents, NodeSoftware, NodeTask, SoftwareInfo,
@@ -23,16 +24,34 @@ const MAX_FRAME: usize = 16 << 20;
 
 /// Flooding node software: hand it to [`meshsim::Sim::with_software`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Flood;
+pub struct Flood {
+    busy: Duration,
+}
+
+impl Flood {
+    /// Flooding that does no work on a message.
+    pub fn new() -> Self {
+        Flood::default()
+    }
+
+    /// Each node spends `busy` of CPU on every frame it receives before reading the next,
+    /// blocking its thread as a node validating a block does. What arrives meanwhile is taken
+    /// late, and meshsim's links measure that lag.
+    pub fn with_busy(mut self, busy: Duration) -> Self {
+        self.busy = busy;
+        self
+    }
+}
 
 impl NodeSoftware for Flood {
     fn info(&self) -> SoftwareInfo {
         SoftwareInfo::new("flood", env!("CARGO_PKG_VERSION"))
+            .with_params(serde_json::json!({ "busy_ns": self.busy.as_nanos() as u64 }))
     }
 
     fn start(&self, ctx: NodeContext) -> Result<NodeTask, BoxError> {
         let listener = ctx.network.listen()?;
-        Ok(Box::pin(run(ctx, listener)))
+        Ok(Box::pin(run(ctx, listener, self.busy)))
     }
 }
 
@@ -48,7 +67,7 @@ impl Drop for Neighbour {
     }
 }
 
-async fn run(ctx: NodeContext, mut listener: meshsim::node::Listener) {
+async fn run(ctx: NodeContext, mut listener: meshsim::node::Listener, busy: Duration) {
     let NodeContext {
         network,
         mut commands,
@@ -92,10 +111,10 @@ async fn run(ctx: NodeContext, mut listener: meshsim::node::Listener) {
                 Some(other) => tracing::debug!("flood ignores {other:?}"),
             },
             Some(conn) = dialled.recv() => {
-                add(&mut neighbours, conn, &events, &inbox_tx);
+                add(&mut neighbours, conn, &events, &inbox_tx, busy);
             }
             Some(conn) = listener.accept() => {
-                add(&mut neighbours, conn, &events, &inbox_tx);
+                add(&mut neighbours, conn, &events, &inbox_tx, busy);
             }
             Some((from, frame)) = inbox.recv() => {
                 let Some(msg) = MsgId::from_payload(&frame) else {
@@ -119,12 +138,13 @@ fn add(
     conn: Connection,
     events: &NodeEvents,
     inbox: &mpsc::UnboundedSender<(NodeId, Arc<[u8]>)>,
+    busy: Duration,
 ) {
     let peer = conn.peer();
     let (read, write) = tokio::io::split(conn);
     let (outbox, queued) = mpsc::unbounded_channel();
     tokio::spawn(write_frames(write, queued));
-    let reader = tokio::spawn(read_frames(read, peer, events.clone(), inbox.clone()));
+    let reader = tokio::spawn(read_frames(read, peer, events.clone(), inbox.clone(), busy));
     // A second connection to the same peer (both dialled at once) replaces the first.
     neighbours.insert(peer, Neighbour { outbox, reader });
 }
@@ -148,10 +168,14 @@ async fn read_frames(
     peer: NodeId,
     events: NodeEvents,
     inbox: mpsc::UnboundedSender<(NodeId, Arc<[u8]>)>,
+    busy: Duration,
 ) {
     let ended = loop {
         match read_frame(&mut read).await {
             Ok(frame) => {
+                if !busy.is_zero() {
+                    std::thread::sleep(busy);
+                }
                 if inbox.send((peer, frame)).is_err() {
                     return;
                 }

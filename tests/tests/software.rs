@@ -113,7 +113,7 @@ async fn flood_reaches_everyone_no_earlier_than_its_path(sim: Sim) -> meshsim::R
     let net = Topology::random_regular(24, 4, sim.seed())?
         .with_random_latency(ms(10), ms(60), sim.seed())
         .with_bandwidth(20_000_000);
-    let sim = sim.with_software(Flood).start(net).await?;
+    let sim = sim.with_software(Flood::new()).start(net).await?;
     let mut msgs = Vec::new();
     for origin in [0, 11] {
         let msg = sim.publish(node(origin), DEFAULT_TOPIC, 2048).await?;
@@ -210,7 +210,7 @@ async fn mixed_network_gossips_across_software(sim: Sim) -> meshsim::Result<()> 
 async fn kill_resets_connections_and_stop_closes_them(sim: Sim) -> meshsim::Result<()> {
     // A line n0 - n1 - n2 - n3 - n4: n1 is stopped, n3 killed.
     let net = Topology::line(5)?.with_latency(ms(10));
-    let mut sim = sim.with_software(Flood).start(net).await?;
+    let mut sim = sim.with_software(Flood::new()).start(net).await?;
     sim.stop_node(node(1)).await?;
     sim.kill_node(node(3)).await?;
     let ended = |trace: &Trace, n: u32, peer: u32, how: &str| {
@@ -262,7 +262,7 @@ async fn publishes_run_concurrently(sim: Sim) -> meshsim::Result<()> {
 async fn software_on_an_unknown_node_is_refused() {
     let err = Sim::new("software.unknown_node")
         .unwrap()
-        .with_software_on([node(9)], Flood)
+        .with_software_on([node(9)], Flood::new())
         .start(Topology::ring(3).unwrap())
         .await
         .expect_err("n9 is not in a 3-node ring");
@@ -299,7 +299,7 @@ async fn docker_refuses_software_it_cannot_run() {
     let err = Sim::new("software.docker")
         .unwrap()
         .with_backend(meshsim::Backend::Docker)
-        .with_software(Flood)
+        .with_software(Flood::new())
         .start(Topology::ring(3).unwrap())
         .await
         .expect_err("flood runs in process only");

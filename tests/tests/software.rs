@@ -305,3 +305,103 @@ async fn docker_refuses_software_it_cannot_run() {
         .expect_err("flood runs in process only");
     assert!(matches!(err, Error::BackendUnavailable { .. }), "{err}");
 }
+
+/// Gossipsub with peer scoring on, in which n1 gives n0 an application score far below the
+/// graylist threshold as soon as it learns n0's subscription: an attack-resistance test's
+/// building block, which `GossipsubParams` alone cannot express.
+#[derive(libp2p::swarm::NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+struct Distrustful {
+    gossipsub: meshsim::node::Gossipsub,
+}
+
+impl meshsim::node::Libp2pBehaviour for Distrustful {
+    fn gossipsub(&mut self) -> Option<&mut meshsim::node::Gossipsub> {
+        Some(&mut self.gossipsub)
+    }
+
+    fn on_event(&mut self, event: DistrustfulEvent, events: &meshsim::node::NodeEvents) {
+        let DistrustfulEvent::Gossipsub(libp2p::gossipsub::Event::Subscribed { peer_id, .. }) =
+            event
+        else {
+            return;
+        };
+        // `false` when scoring is off.
+        if events.node() == node(1)
+            && events.peers().node(&peer_id) == Some(node(0))
+            && self.gossipsub.set_application_score(&peer_id, -100.0)
+        {
+            events.note("graylisted n0");
+        }
+    }
+}
+
+fn distrustful(scoring: bool) -> impl NodeSoftware {
+    Libp2p::new("distrustful", "0.1", move |ctx| {
+        let config = libp2p::gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(ctx.dilate(ms(100)))
+            .build()?;
+        let mut gossipsub = ctx.gossipsub(config)?;
+        if scoring {
+            gossipsub.with_peer_score(
+                libp2p::gossipsub::PeerScoreParams::default(),
+                libp2p::gossipsub::PeerScoreThresholds::default(),
+            )?;
+        }
+        Ok(Distrustful { gossipsub })
+    })
+    // Ready once each node knows its peers' subscriptions: n1 may refuse n0 a mesh place.
+    .with_readiness(Readiness::Mesh { d_lo: 0 })
+}
+
+#[meshsim::test(seed = 12)]
+async fn peer_scoring_graylists_through_a_user_behaviour(sim: Sim) -> meshsim::Result<()> {
+    // n0 - n1 - n2; with scoring, n1 graylists n0 and so drops everything n0 sends.
+    for scoring in [false, true] {
+        let sim = sim
+            .clone()
+            .with_software(distrustful(scoring))
+            .start(Topology::line(3)?.with_latency(ms(10)))
+            .await?;
+        if scoring {
+            // Graylisted, and out of n1's mesh (the next heartbeat prunes it), so that n1
+            // sends it nothing either.
+            let out_of_mesh = |t: &Trace| {
+                let mesh_changes = t.events.iter().filter(|e| e.node == Some(node(1)));
+                let last = mesh_changes
+                    .filter_map(|e| match e.kind {
+                        EventKind::Graft { peer, .. } if peer == node(0) => Some(true),
+                        EventKind::Prune { peer, .. } if peer == node(0) => Some(false),
+                        _ => None,
+                    })
+                    .next_back();
+                notes(t, node(1)).contains(&"graylisted n0") && last != Some(true)
+            };
+            sim.wait_until(
+                secs(5),
+                "n1 to graylist n0 and drop it from its mesh",
+                out_of_mesh,
+            )
+            .await?;
+        }
+        let from_n0 = sim.publish(node(0), DEFAULT_TOPIC, 64).await?;
+        let from_n2 = sim.publish(node(2), DEFAULT_TOPIC, 64).await?;
+        if !scoring {
+            assert!(!notes(&sim.trace(), node(1)).contains(&"graylisted n0"));
+            sim.wait_delivered(from_n0, secs(5))
+                .await?
+                .assert_reach(1.0)?;
+            sim.wait_delivered(from_n2, secs(5))
+                .await?
+                .assert_reach(1.0)?;
+            continue;
+        }
+        // n2's message reaches n1, which will not forward to a graylisted peer; n0's goes
+        // nowhere. Several heartbeats give gossip its chance to spread either.
+        sim.wait_delivered_to(from_n2, &[node(1)], secs(5)).await?;
+        sim.run_for(ms(1000)).await;
+        assert_eq!(sim.delivery(from_n0)?.missing(), [node(1), node(2)]);
+        assert_eq!(sim.delivery(from_n2)?.missing(), [node(0)]);
+    }
+    Ok(())
+}

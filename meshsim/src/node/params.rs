@@ -1,5 +1,8 @@
-//! Gossipsub parameters: every knob of rust-libp2p's `ConfigBuilder`, checked before libp2p
-//! sees them (libp2p's own `build()` does not check `D_lo <= D <= D_hi`).
+//! Gossipsub parameters of the built-in node: most knobs of rust-libp2p's `ConfigBuilder`,
+//! checked before libp2p sees them (libp2p's own `build()` does not check
+//! `D_lo <= D <= D_hi`). For the knobs not here (per-topic sizes, protocol ids, floodsub
+//! support, ...) and peer scoring, run gossipsub as your own node software
+//! ([`Libp2p`](super::Libp2p)), with any `ConfigBuilder`.
 
 use std::time::Duration;
 

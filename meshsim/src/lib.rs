@@ -168,6 +168,7 @@ pub mod export;
 pub mod node;
 mod runner;
 mod sim;
+mod skips;
 pub mod topology;
 pub mod trace;
 pub mod view;
@@ -219,6 +220,7 @@ pub const fn secs(n: u64) -> std::time::Duration {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::runner::{TestArgs, TestFailure, TestResult, run_test};
+    pub use crate::skips::skip;
     pub use crate::trace::recorder::record_throughput;
 }
 

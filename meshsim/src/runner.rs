@@ -223,7 +223,7 @@ fn docker_ready(name: &str) -> bool {
             "meshsim: {name} needs Docker, which is required here (CI or MESHSIM_REQUIRE_DOCKER is set): {why}"
         );
     }
-    println!("meshsim: skipping {name}: {why} (set MESHSIM_REQUIRE_DOCKER=1 to fail instead)");
+    crate::skips::skip(name, &why, "MESHSIM_REQUIRE_DOCKER");
     false
 }
 

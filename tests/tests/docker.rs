@@ -115,3 +115,35 @@ async fn container_dying_on_its_own_is_recorded_and_explained(
     );
     Ok(())
 }
+
+/// Without an engine (and without `CI` or `MESHSIM_REQUIRE_DOCKER`), a Docker test is skipped,
+/// and the test binary says so again after libtest's result, which counts it as passed.
+#[test]
+fn skipped_docker_tests_are_summed_up_after_the_result() {
+    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "--exact",
+            "killed_container_is_in_the_trace_and_explained",
+            "--test-threads=1",
+        ])
+        .env("DOCKER_HOST", "unix:///nonexistent/meshsim-no-engine.sock")
+        .env_remove("CI")
+        .env_remove("MESHSIM_REQUIRE_DOCKER")
+        .env_remove("NEXTEST")
+        .output()
+        .expect("run this test binary again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let result = stdout.find("test result: ok. 1 passed").expect(&stdout);
+    let summary = stdout
+        .find("1 test(s) of this binary were SKIPPED, not run")
+        .expect(&stdout);
+    assert!(
+        summary > result,
+        "the summary comes after the result:\n{stdout}"
+    );
+    assert!(
+        stdout[summary..].contains("killed_container_is_in_the_trace_and_explained"),
+        "{stdout}"
+    );
+}

@@ -46,9 +46,7 @@ fn browser(test: &str) -> Option<Browser> {
                 "{test}: no chromium found (CI or MESHSIM_REQUIRE_BROWSER is set); install Debian's `chromium` or set MESHSIM_CHROMIUM"
             );
         }
-        println!(
-            "meshsim: skipping {test}: no chromium on the PATH (set MESHSIM_REQUIRE_BROWSER=1 to fail instead)"
-        );
+        meshsim::__private::skip(test, "no chromium on the PATH", "MESHSIM_REQUIRE_BROWSER");
         return None;
     };
     let options = LaunchOptions::default_builder()

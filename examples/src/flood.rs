@@ -11,6 +11,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use meshsim::node::{
     BoxError, Command, Connection, NodeContext, NodeEvents, NodeSoftware, NodeTask, SoftwareInfo,
 };
@@ -74,11 +76,13 @@ async fn run(ctx: NodeContext, mut listener: meshsim::node::Listener, busy: Dura
         events,
         ..
     } = ctx;
-    let network = Arc::new(network);
     let mut neighbours: HashMap<NodeId, Neighbour> = HashMap::new();
-    // Frames read from any neighbour, and connections dialled in the background.
+    // Frames read from any neighbour.
     let (inbox_tx, mut inbox) = mpsc::unbounded_channel::<(NodeId, Arc<[u8]>)>();
-    let (dialled_tx, mut dialled) = mpsc::unbounded_channel::<Connection>();
+    // Dials in progress. Polled by this loop, not spawned: a connection counts as open (and
+    // the node as connected) when its dial completes, and this loop takes it on at once,
+    // before it can handle a publish that expects it.
+    let mut dials = FuturesUnordered::new();
     loop {
         tokio::select! {
             cmd = commands.recv() => match cmd {
@@ -86,13 +90,12 @@ async fn run(ctx: NodeContext, mut listener: meshsim::node::Listener, busy: Dura
                 // connection (peers read the end of the stream).
                 None => break,
                 Some(Command::Connect(connect)) => {
-                    let (network, dialled) = (network.clone(), dialled_tx.clone());
-                    tokio::spawn(async move {
-                        match network.dial(connect.peer()).await {
-                            Ok(conn) => drop(dialled.send(conn)),
-                            Err(e) => tracing::debug!("dial {}: {e}", connect.peer()),
-                        }
-                        drop(connect);
+                    let network = &network;
+                    dials.push(async move {
+                        // Holding `connect` until the dial is over keeps the harness's cap
+                        // on dials in flight.
+                        let result = network.dial(connect.peer()).await;
+                        (connect, result)
                     });
                 }
                 Some(Command::Disconnect(peer)) => {
@@ -110,9 +113,10 @@ async fn run(ctx: NodeContext, mut listener: meshsim::node::Listener, busy: Dura
                 }
                 Some(other) => tracing::debug!("flood ignores {other:?}"),
             },
-            Some(conn) = dialled.recv() => {
-                add(&mut neighbours, conn, &events, &inbox_tx, busy);
-            }
+            Some((connect, result)) = dials.next() => match result {
+                Ok(conn) => add(&mut neighbours, conn, &events, &inbox_tx, busy),
+                Err(e) => tracing::debug!("dial {}: {e}", connect.peer()),
+            },
             Some(conn) = listener.accept() => {
                 add(&mut neighbours, conn, &events, &inbox_tx, busy);
             }

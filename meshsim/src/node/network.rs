@@ -71,7 +71,10 @@ pub(crate) enum NetKind {
 ///
 /// Connections opened with [`Network::dial`] and [`Listener::accept`] are recorded as the
 /// node's peer connections (connected when the first to a peer opens, disconnected when the
-/// last one is dropped).
+/// last one is dropped). The default readiness rule counts a node ready from that moment,
+/// so a test may publish right after: take a new connection into use before handling the
+/// next [`Command`](super::Command) (poll dials from the node's own loop rather than in
+/// spawned tasks that hand connections back later).
 pub struct Network {
     me: NodeId,
     pub(crate) kind: NetKind,

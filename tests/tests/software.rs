@@ -405,3 +405,69 @@ async fn peer_scoring_graylists_through_a_user_behaviour(sim: Sim) -> meshsim::R
     }
     Ok(())
 }
+
+/// n1 listens and never accepts; n0, told to connect, dials it until refused and notes how
+/// many dials got through.
+struct Backlog;
+
+impl NodeSoftware for Backlog {
+    fn info(&self) -> meshsim::SoftwareInfo {
+        meshsim::SoftwareInfo::new("backlog", "0")
+    }
+
+    fn start(
+        &self,
+        ctx: meshsim::node::NodeContext,
+    ) -> Result<meshsim::node::NodeTask, meshsim::node::BoxError> {
+        let meshsim::node::NodeContext {
+            network,
+            mut commands,
+            events,
+            ..
+        } = ctx;
+        let listener = network.listen()?;
+        Ok(Box::pin(async move {
+            let mut held = Vec::new();
+            while let Some(cmd) = commands.recv().await {
+                match cmd {
+                    meshsim::node::Command::Connect(c) => loop {
+                        match network.dial(c.peer()).await {
+                            Ok(conn) => held.push(conn),
+                            Err(e) => {
+                                events.note(format!(
+                                    "{} dials, then {:?}: {e}",
+                                    held.len(),
+                                    e.kind()
+                                ));
+                                break;
+                            }
+                        }
+                    },
+                    meshsim::node::Command::Subscribe(r) => r.done(Ok(())),
+                    _ => {}
+                }
+            }
+            drop(listener);
+        }))
+    }
+}
+
+#[meshsim::test]
+async fn a_node_that_never_accepts_refuses_dials_beyond_its_backlog(
+    sim: Sim,
+) -> meshsim::Result<()> {
+    let sim = sim
+        .with_software(Backlog)
+        .start_unready(Topology::line(2)?)
+        .await?;
+    let refused = |t: &Trace| !notes(t, node(0)).is_empty();
+    sim.wait_until(secs(30), "n0 to be refused", refused)
+        .await?;
+    let want = format!(
+        "{} dials, then ConnectionRefused: n1's listen backlog is full ({} connections not yet accepted)",
+        meshsim::node::LISTEN_BACKLOG,
+        meshsim::node::LISTEN_BACKLOG
+    );
+    assert_eq!(notes(&sim.trace(), node(0)), [want.as_str()]);
+    Ok(())
+}

@@ -38,7 +38,7 @@ pub use context::{
     Command, Commands, Connect, NodeContext, PublishRequest, Readiness, TopicRequest,
 };
 pub use events::{NodeEvents, Peers};
-pub use network::{Connection, Listener, Network};
+pub use network::{Connection, LISTEN_BACKLOG, Listener, Network};
 pub use params::{GossipsubParams, MessageIdFn, Validation};
 
 use futures::future::BoxFuture;

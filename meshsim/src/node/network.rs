@@ -24,7 +24,11 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> RawStream for T {}
 pub(crate) type ByteStream = Box<dyn RawStream>;
 
 /// Incoming connections of one node, with the dialing node.
-pub(crate) type Incoming = mpsc::UnboundedReceiver<(ByteStream, NodeId)>;
+pub(crate) type Incoming = mpsc::Receiver<(ByteStream, NodeId)>;
+
+/// How many connections may wait for a node to accept them, as a TCP listen backlog: beyond
+/// it a dial is refused, so node software that never accepts cannot make the queue grow.
+pub const LISTEN_BACKLOG: usize = 4096;
 
 /// What a backend offers node software: listening and dialing over its links.
 pub(crate) trait Links: Send + Sync {

@@ -10,11 +10,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::link::{PathState, pipe_between};
-use crate::node::network::{ByteStream, Incoming, Links};
+use crate::node::network::{ByteStream, Incoming, LISTEN_BACKLOG, Links};
 use crate::topology::{NodeId, Topology};
 use crate::trace::lag::LagMeter;
 
-type Listener = mpsc::UnboundedSender<(ByteStream, NodeId)>;
+type Listener = mpsc::Sender<(ByteStream, NodeId)>;
 
 /// Listeners, the topology, partitions, and one watched [`PathState`] per ordered pair.
 pub(crate) struct SimNet {
@@ -133,7 +133,7 @@ impl Links for SimNet {
     /// Registers `n`'s listener (a node starting, with a fresh kill flag); the token lets
     /// only this registration be removed.
     fn listen(&self, n: NodeId) -> (u64, Incoming) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(LISTEN_BACKLOG);
         let token = self.connections.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.listeners.insert(n, (token, tx));
@@ -179,12 +179,17 @@ impl Links for SimNet {
             ^ k.wrapping_mul(0x2545_f491_4f6c_dd1d);
         let killed = (Self::killed(&mut inner, from), Self::killed(&mut inner, to));
         let (dialer, listener_end) = pipe_between(out, back, seed, self.lag.clone(), true, killed);
-        listener.send((Box::new(listener_end), from)).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                format!("{to} stopped listening"),
-            )
-        })?;
+        listener
+            .try_send((Box::new(listener_end), from))
+            .map_err(|e| {
+                let why = match e {
+                    mpsc::error::TrySendError::Full(_) => format!(
+                        "{to}'s listen backlog is full ({LISTEN_BACKLOG} connections not yet accepted)"
+                    ),
+                    mpsc::error::TrySendError::Closed(_) => format!("{to} stopped listening"),
+                };
+                io::Error::new(io::ErrorKind::ConnectionRefused, why)
+            })?;
         Ok((Box::new(dialer), o.shape.latency + b.shape.latency))
     }
 }

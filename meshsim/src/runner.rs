@@ -17,6 +17,7 @@ use tracing_subscriber::{EnvFilter, Layer, fmt};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::sim::Sim;
+use crate::topology::{NodeId, Topology};
 use crate::trace::recorder::Recorder;
 use crate::trace::{LinkLag, trace_dir};
 use crate::view;
@@ -63,7 +64,7 @@ impl TestContext {
             .filter(|(_, auto)| *auto)
             .filter_map(|(r, _)| {
                 let lag = r.lag()?;
-                let cap = negotiation_cap(&r.lock().trace.topology.links);
+                let cap = negotiation_cap(&r.lock().trace.topology);
                 let k = lag.suggested_dilation(current)?.min(cap);
                 (k > current).then_some((k, lag))
             })
@@ -228,19 +229,57 @@ fn docker_ready(name: &str) -> bool {
 }
 
 /// The largest time dilation at which libp2p-swarm's 10 s substream negotiation timeout
-/// (wall time, not dilated) still leaves room for a negotiation over the slowest link: half
-/// of 10 s over its round trip (latency and jitter both ways), so about x50 for 50 ms links.
-pub(crate) fn negotiation_cap(links: &[crate::topology::Link]) -> f64 {
-    let rtt = links
+/// (wall time, not dilated) still leaves room for a negotiation over the slowest peer
+/// connection: half of 10 s over its round trip (latency and jitter both ways, along the
+/// underlay path when the peers are not linked), so about x50 for 50 ms links.
+pub(crate) fn negotiation_cap(topology: &crate::trace::TopologySnapshot) -> f64 {
+    let rtt_of = |a: &crate::topology::LinkShape, b: &crate::topology::LinkShape| {
+        (a.latency + a.jitter + b.latency + b.jitter).as_secs_f64()
+    };
+    let direct: std::collections::HashMap<(NodeId, NodeId), f64> = topology
+        .links
         .iter()
-        .map(|l| {
-            (l.a_to_b.latency + l.a_to_b.jitter + l.b_to_a.latency + l.b_to_a.jitter).as_secs_f64()
-        })
-        .fold(0.0, f64::max);
+        .map(|l| ((l.a, l.b), rtt_of(&l.a_to_b, &l.b_to_a)))
+        .collect();
+    // Rebuilt only if some peers are not linked directly.
+    let mut underlay: Option<Option<Topology>> = None;
+    let mut rtt: f64 = 0.0;
+    for &(a, b) in &topology.overlay {
+        let pair_rtt = match direct.get(&(a.min(b), a.max(b))) {
+            Some(&r) => r,
+            None => {
+                let t = underlay.get_or_insert_with(|| rebuild(topology));
+                match t
+                    .as_ref()
+                    .and_then(|t| Some((t.path_shape(a, b)?, t.path_shape(b, a)?)))
+                {
+                    Some((there, back)) => rtt_of(&there, &back),
+                    None => 0.0,
+                }
+            }
+        };
+        rtt = rtt.max(pair_rtt);
+    }
     if rtt <= 0.0 {
         return crate::trace::MAX_SUGGESTED_DILATION;
     }
     (5.0 / rtt).floor().max(1.0)
+}
+
+/// The underlay of a trace's topology, to route over; `None` if the trace's links do not
+/// make one (a hand-edited trace).
+fn rebuild(topology: &crate::trace::TopologySnapshot) -> Option<Topology> {
+    let n = topology
+        .nodes
+        .iter()
+        .map(|s| s.id.index() + 1)
+        .max()
+        .unwrap_or(0);
+    let mut t = Topology::with_nodes(n);
+    for l in &topology.links {
+        t.link_directed(l.a, l.b, l.a_to_b, l.b_to_a).ok()?;
+    }
+    Some(t)
 }
 
 /// How many times a test whose time dilation is left to the runner may run: the first at
@@ -441,29 +480,70 @@ mod tests {
     use std::time::Duration;
 
     use super::negotiation_cap;
-    use crate::topology::{Link, LinkShape, NodeId};
+    use crate::topology::{Link, LinkShape, NodeId, NodeSpec};
+    use crate::trace::TopologySnapshot;
 
-    fn link(one_way_ms: u64, jitter_ms: u64) -> Link {
+    fn link(a: u32, b: u32, one_way_ms: u64, jitter_ms: u64) -> Link {
         let shape = LinkShape {
             jitter: Duration::from_millis(jitter_ms),
             ..LinkShape::latency(Duration::from_millis(one_way_ms))
         };
         Link {
-            a: NodeId(0),
-            b: NodeId(1),
+            a: NodeId(a),
+            b: NodeId(b),
             a_to_b: shape,
             b_to_a: shape,
+        }
+    }
+
+    fn net(links: Vec<Link>, overlay: Vec<(u32, u32)>) -> TopologySnapshot {
+        let n = links.iter().map(|l| l.b.0 + 1).max().unwrap_or(0);
+        TopologySnapshot {
+            description: String::new(),
+            nodes: (0..n)
+                .map(|i| NodeSpec {
+                    id: NodeId(i),
+                    name: format!("n{i}"),
+                    position: None,
+                    peer_id: None,
+                })
+                .collect(),
+            links,
+            overlay: overlay
+                .into_iter()
+                .map(|(a, b)| (NodeId(a), NodeId(b)))
+                .collect(),
         }
     }
 
     #[test]
     fn the_slowest_round_trip_caps_the_dilation() {
         // 50 ms each way: 100 ms round trips, x50 leaves half of libp2p's 10 s.
-        assert_eq!(negotiation_cap(&[link(5, 0), link(50, 0)]), 50.0);
+        let t = net(
+            vec![link(0, 1, 5, 0), link(1, 2, 50, 0)],
+            vec![(0, 1), (1, 2)],
+        );
+        assert_eq!(negotiation_cap(&t), 50.0);
         // Jitter counts at its worst.
-        assert_eq!(negotiation_cap(&[link(40, 10)]), 50.0);
+        assert_eq!(
+            negotiation_cap(&net(vec![link(0, 1, 40, 10)], vec![(0, 1)])),
+            50.0
+        );
+        // Peers that are not linked: their round trip runs along the underlay path, here
+        // three 30 ms hops each way (180 ms), so x27, not the x83 one link would allow.
+        let line = net(
+            vec![link(0, 1, 30, 0), link(1, 2, 30, 0), link(2, 3, 30, 0)],
+            vec![(0, 3)],
+        );
+        assert_eq!(negotiation_cap(&line), 27.0);
         // A round trip above 5 s allows no dilation at all.
-        assert_eq!(negotiation_cap(&[link(3000, 0)]), 1.0);
-        assert_eq!(negotiation_cap(&[]), crate::trace::MAX_SUGGESTED_DILATION);
+        assert_eq!(
+            negotiation_cap(&net(vec![link(0, 1, 3000, 0)], vec![(0, 1)])),
+            1.0
+        );
+        assert_eq!(
+            negotiation_cap(&net(vec![], vec![])),
+            crate::trace::MAX_SUGGESTED_DILATION
+        );
     }
 }

@@ -35,6 +35,10 @@ fn main() {
 
 /// Reads requests until stdin closes or SIGTERM arrives.
 async fn serve(delayer: Result<delay::Delayer, String>) {
+    // Unbounded on purpose: telemetry comes from the node's synchronous event hooks, which
+    // may neither block nor drop an event. It holds only what the harness has not read yet,
+    // and the harness keeps every event it reads in its trace anyway, so the queue never
+    // holds more than the trace will; when the harness goes, stdin closes and the agent ends.
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<proto::AgentMessage>();
     // One writer, so replies and telemetry keep their order.
     let writer = std::thread::spawn(move || {
@@ -199,6 +203,7 @@ impl Agent {
                     packets_delayed: stats.delayed,
                     packets_dropped: stats.dropped,
                     max_release_lag_ns: stats.max_lag_ns,
+                    mono_ns: meshsim::__agent::mono_ns(),
                 }))
             }
         }

@@ -136,6 +136,8 @@
 //! - links are shaped per direction in the kernel: `tc netem` under HTB classes per peer where
 //!   the kernel has netem, else an NFQUEUE delayer on ingress (latency, jitter, loss) plus HTB
 //!   (bandwidth); detected at start and recorded in the trace's `meta.shaping`;
+//! - every time in the trace is read from one clock, `CLOCK_MONOTONIC`: the agents stamp
+//!   their reports on it, corrected by each container's offset as measured at its start;
 //! - partitions drop packets on ingress; `stop_node` stops the container, `kill_node` sends it
 //!   SIGKILL, `restart_node` starts it again; a container that dies on its own is recorded as
 //!   down with its exit code;
@@ -228,6 +230,6 @@ pub mod __private {
 #[doc(hidden)]
 pub mod __agent {
     pub use crate::control::{FrameDecoder, FrameError, MAX_FRAME, encode, proto, shape_of};
-    pub use crate::node::agent::{AgentNode, unix_ns};
+    pub use crate::node::agent::{AgentNode, mono_ns, unix_ns};
     pub use crate::topology::LinkShape;
 }

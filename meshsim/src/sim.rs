@@ -408,6 +408,12 @@ pub struct ContainerStats {
     pub packets_dropped: u64,
     /// The latest it released a packet after its due time (its scheduling error).
     pub max_release_lag: Duration,
+    /// The container's `CLOCK_MONOTONIC` minus the harness's, in ns, measured when it
+    /// started; the times it reports are corrected by it. On one host both read the same
+    /// kernel clock, so it is zero to within half of `clock_round_trip`.
+    pub clock_offset_ns: i64,
+    /// The round trip of the clock measurement: the offset is known to half of it.
+    pub clock_round_trip: Duration,
 }
 
 /// The largest time dilation [`Sim::with_dilation`] accepts. libp2p's 10 s substream
@@ -977,12 +983,14 @@ impl Simulation {
                 .await
                 .into_iter()
                 .map(|(node, h)| {
-                    h.map(|h| ContainerStats {
+                    h.map(|(h, (clock_offset_ns, clock_round_trip))| ContainerStats {
                         node,
                         rss_bytes: h.rss_bytes,
                         packets_delayed: h.packets_delayed,
                         packets_dropped: h.packets_dropped,
                         max_release_lag: Duration::from_nanos(h.max_release_lag_ns),
+                        clock_offset_ns,
+                        clock_round_trip,
                     })
                 })
                 .collect(),

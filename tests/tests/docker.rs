@@ -33,6 +33,15 @@ async fn ring_of_containers_delivers_at_configured_latency(
     let stats = sim.container_stats().await?;
     assert_eq!(stats.len(), 10);
     assert!(stats.iter().all(|s| s.rss_bytes > 1 << 20), "{stats:?}");
+    // Containers read the host's kernel clock: the measured offset is zero, to within the
+    // half round trip that bounds the measurement (a container reporting its wall clock, or
+    // a harness mixing clocks, would be off by years).
+    for s in &stats {
+        assert!(
+            s.clock_offset_ns.unsigned_abs() <= s.clock_round_trip.as_nanos() as u64 / 2 + 1,
+            "{s:?}"
+        );
+    }
     if shaping.contains("nfqueue") {
         assert!(stats.iter().all(|s| s.packets_delayed > 0), "{stats:?}");
     }

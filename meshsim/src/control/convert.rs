@@ -29,7 +29,7 @@ pub fn shape_of(s: Option<&proto::Shape>) -> LinkShape {
 }
 
 /// What the node reports, as the agent sends it. `None` for kinds nodes never report.
-pub fn telemetry_of(unix_ns: u64, kind: &EventKind) -> Option<proto::Telemetry> {
+pub fn telemetry_of(unix_ns: u64, mono_ns: u64, kind: &EventKind) -> Option<proto::Telemetry> {
     let copy = |msg: &MsgId, from: &NodeId| proto::Copy {
         msg: msg.0,
         from: from.0,
@@ -57,6 +57,7 @@ pub fn telemetry_of(unix_ns: u64, kind: &EventKind) -> Option<proto::Telemetry> 
     };
     Some(proto::Telemetry {
         unix_ns,
+        mono_ns,
         kind: Some(kind),
     })
 }
@@ -125,7 +126,7 @@ mod tests {
             },
         ];
         for k in kinds {
-            let t = telemetry_of(5, &k).expect("a node event");
+            let t = telemetry_of(5, 6, &k).expect("a node event");
             assert_eq!(t.unix_ns, 5);
             assert_eq!(event_of(t.kind.as_ref().expect("kind")), Some(k));
         }

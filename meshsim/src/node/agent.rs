@@ -15,6 +15,7 @@ use super::{GossipsubNode, GossipsubParams, Peers};
 use crate::control::proto::{self, telemetry::Kind};
 use crate::control::telemetry_of;
 use crate::topology::NodeId;
+pub use crate::trace::clock::mono_ns;
 use crate::trace::recorder::Report;
 use crate::trace::{EventKind, MsgId};
 
@@ -33,6 +34,7 @@ impl Telemetry {
     fn send(&self, kind: Kind) {
         (self.0)(proto::Telemetry {
             unix_ns: unix_ns(),
+            mono_ns: mono_ns(),
             kind: Some(kind),
         });
     }
@@ -40,7 +42,7 @@ impl Telemetry {
 
 impl Report for Telemetry {
     fn record(&self, _node: Option<NodeId>, kind: EventKind) {
-        if let Some(t) = telemetry_of(unix_ns(), &kind) {
+        if let Some(t) = telemetry_of(unix_ns(), mono_ns(), &kind) {
             (self.0)(t);
         }
     }

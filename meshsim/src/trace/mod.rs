@@ -6,6 +6,7 @@
 //! JSON Schema in `meshsim/trace.schema.json`.
 
 mod check;
+pub(crate) mod clock;
 pub(crate) mod lag;
 mod query;
 pub(crate) mod recorder;

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
-use tokio::time::Instant;
 
+use super::clock;
 use super::lag::LagMeter;
 use super::{Event, EventKind, LinkLag, MessageInfo, Meta, MsgId, TopologySnapshot, Trace};
 use crate::topology::{Link, NodeId, NodeSpec};
@@ -71,7 +71,9 @@ impl Report for Recorder {
 
 /// Shared by the simulation handle and every node task.
 pub(crate) struct Recorder {
-    start: Instant,
+    /// When the simulation started, on [`clock::mono_ns`], the one clock of every time in
+    /// the trace (the harness's and the containers').
+    start_mono_ns: u64,
     /// Time dilation: trace times are wall time since `start` divided by this.
     dilation: f64,
     state: Mutex<State>,
@@ -105,7 +107,7 @@ impl Recorder {
             ..meta_without_start
         };
         Recorder {
-            start: Instant::now(),
+            start_mono_ns: clock::mono_ns(),
             dilation: meta.dilation,
             state: Mutex::new(State {
                 trace: Trace {
@@ -147,7 +149,7 @@ impl Recorder {
     /// Nanoseconds of simulated time since the simulation started (wall time divided by
     /// the time dilation).
     pub(crate) fn now_ns(&self) -> u64 {
-        (self.start.elapsed().as_nanos() as f64 / self.dilation) as u64
+        self.since_start(clock::mono_ns())
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -190,10 +192,10 @@ impl Recorder {
         self.bump();
     }
 
-    #[cfg(feature = "docker")]
-    /// Nanoseconds since the start for a wall-clock time (a container's report).
-    pub(crate) fn since_start(&self, unix_ns: u64) -> u64 {
-        unix_ns.saturating_sub(self.lock().trace.meta.started_at_unix_ns)
+    /// Nanoseconds of simulated time since the start for a time on [`clock::mono_ns`] (the
+    /// harness's, or a container's corrected by its measured offset).
+    pub(crate) fn since_start(&self, mono_ns: u64) -> u64 {
+        (mono_ns.saturating_sub(self.start_mono_ns) as f64 / self.dilation) as u64
     }
 
     #[cfg(feature = "docker")]
@@ -294,9 +296,10 @@ impl Recorder {
     }
 }
 
-/// Appends `e`, or inserts it after the last event not later than it.
+/// Appends `e`, or inserts it after the last event not later than it: a binary search, and
+/// a move of only the events later than it (a report a few milliseconds late moves a few).
 fn insert_in_order(events: &mut Vec<Event>, e: Event) {
-    let at = events.len() - events.iter().rev().take_while(|x| x.t_ns > e.t_ns).count();
+    let at = events.partition_point(|x| x.t_ns <= e.t_ns);
     events.insert(at, e);
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use crate::control::proto::{self, agent_message, reply, request, telemetry::Kind
 use crate::control::{FrameDecoder, encode, event_of};
 use crate::error::{Error, Result};
 use crate::topology::NodeId;
+use crate::trace::clock::mono_ns;
 use crate::trace::recorder::Recorder;
 use crate::trace::{EventKind, MsgId};
 
@@ -50,7 +51,15 @@ pub(super) struct Agent {
     /// Set before the harness stops or kills the container, so its exit is not reported as
     /// a crash.
     pub(super) expected_exit: Arc<AtomicBool>,
+    /// The container's clock minus the harness's (ns), as measured at attach; its reports
+    /// are moved onto the harness's clock by it.
+    offset_ns: Arc<AtomicI64>,
+    /// The round trip of the measurement that set `offset_ns`: its uncertainty is half this.
+    clock_round_trip: Duration,
 }
+
+/// How many round trips measure a container's clock offset; the shortest one is kept.
+const CLOCK_SAMPLES: usize = 5;
 
 impl Drop for Agent {
     fn drop(&mut self) {
@@ -81,23 +90,74 @@ impl Agent {
             })?;
         let pending: Pending = Arc::default();
         let expected_exit = Arc::new(AtomicBool::new(false));
+        let offset_ns = Arc::new(AtomicI64::new(0));
         let reader = tokio::spawn(read(
             attached.output,
-            node,
-            recorder,
-            pending.clone(),
+            Reader {
+                node,
+                recorder,
+                pending: pending.clone(),
+                offset_ns: offset_ns.clone(),
+            },
             expected_exit.clone(),
             docker.clone(),
             container.to_string(),
         ));
-        Ok(Agent {
+        let mut agent = Agent {
             node,
             input: tokio::sync::Mutex::new(attached.input),
             pending,
             next_id: AtomicU64::new(1),
             reader,
             expected_exit,
-        })
+            offset_ns,
+            clock_round_trip: Duration::ZERO,
+        };
+        agent.measure_clock().await?;
+        Ok(agent)
+    }
+
+    /// Measures the container's clock against the harness's before the node starts (so
+    /// every report is corrected): the agent reads its clock between our two readings, so
+    /// with the shortest of a few round trips the offset is known to half of it. On one host
+    /// both read the same kernel clock and the offset is zero within that bound.
+    async fn measure_clock(&mut self) -> Result<()> {
+        let mut best: Option<(Duration, i64)> = None;
+        for _ in 0..CLOCK_SAMPLES {
+            let before = mono_ns();
+            let theirs = match self
+                .request(request::Body::Health(proto::Health {}))
+                .await?
+            {
+                reply::Body::Health(h) => h.mono_ns,
+                other => {
+                    return Err(Error::Node {
+                        node: self.node,
+                        reason: format!("unexpected reply to a clock reading: {other:?}"),
+                    });
+                }
+            };
+            let after = mono_ns();
+            let round_trip = Duration::from_nanos(after - before);
+            let ours = before + (after - before) / 2;
+            let offset = theirs as i64 - ours as i64;
+            if best.is_none_or(|(rt, _)| round_trip < rt) {
+                best = Some((round_trip, offset));
+            }
+        }
+        let (round_trip, offset) = best.expect("at least one sample");
+        self.offset_ns.store(offset, Ordering::Relaxed);
+        self.clock_round_trip = round_trip;
+        Ok(())
+    }
+
+    /// The container's clock minus the harness's, and the round trip that bounds the error
+    /// of that figure (half of it either way).
+    pub(super) fn clock(&self) -> (i64, Duration) {
+        (
+            self.offset_ns.load(Ordering::Relaxed),
+            self.clock_round_trip,
+        )
     }
 
     /// Sends a request and waits for its reply; an agent's `Error` reply becomes `Err`.
@@ -154,13 +214,17 @@ async fn read(
                 + Send,
         >,
     >,
-    node: NodeId,
-    recorder: Arc<Recorder>,
-    pending: Pending,
+    reader: Reader,
     expected_exit: Arc<AtomicBool>,
     docker: Docker,
     container: String,
 ) {
+    let Reader {
+        node,
+        ref recorder,
+        ref pending,
+        ..
+    } = reader;
     let span = tracing::info_span!(target: "meshsim", "node", name = %node);
     let mut frames = FrameDecoder::new();
     let mut log_line = Vec::new();
@@ -170,7 +234,7 @@ async fn read(
                 frames.push(&message);
                 while let Some(msg) = frames.decode_next::<proto::AgentMessage>() {
                     match msg {
-                        Ok(m) => handle(m, node, &recorder, &pending),
+                        Ok(m) => reader.handle(m),
                         Err(e) => {
                             tracing::error!(target: "meshsim", parent: &span, "bad frame from agent: {e}")
                         }
@@ -215,40 +279,65 @@ async fn read(
     }
 }
 
-fn handle(msg: proto::AgentMessage, node: NodeId, recorder: &Recorder, pending: &Pending) {
-    match msg.body {
-        Some(agent_message::Body::Reply(r)) => {
-            let tx = pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&r.id);
-            match (tx, r.body) {
-                (Some(tx), Some(body)) => {
-                    let _ = tx.send(body);
+/// What the reader task needs to take an agent's messages.
+struct Reader {
+    node: NodeId,
+    recorder: Arc<Recorder>,
+    pending: Pending,
+    offset_ns: Arc<AtomicI64>,
+}
+
+impl Reader {
+    fn handle(&self, msg: proto::AgentMessage) {
+        let Reader {
+            node,
+            recorder,
+            pending,
+            offset_ns,
+        } = self;
+        let node = *node;
+        match msg.body {
+            Some(agent_message::Body::Reply(r)) => {
+                let tx = pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&r.id);
+                match (tx, r.body) {
+                    (Some(tx), Some(body)) => {
+                        let _ = tx.send(body);
+                    }
+                    (_, Some(reply::Body::Error(e))) => {
+                        tracing::warn!(target: "meshsim", %node, "agent: {}", e.message)
+                    }
+                    _ => {}
                 }
-                (_, Some(reply::Body::Error(e))) => {
-                    tracing::warn!(target: "meshsim", %node, "agent: {}", e.message)
-                }
-                _ => {}
             }
-        }
-        Some(agent_message::Body::Event(t)) => {
-            let Some(kind) = t.kind else { return };
-            let t_ns = recorder.since_start(t.unix_ns);
-            match &kind {
-                Kind::Published(p) => {
-                    recorder.published_at(Some(t_ns), MsgId(p.msg), node, &p.topic, p.size as usize)
-                }
-                Kind::PeerSubscription(s) => {
-                    recorder.peer_subscription(node, NodeId(s.peer), &s.topic, s.subscribed)
-                }
-                other => {
-                    if let Some(kind) = event_of(other) {
-                        recorder.record_at(t_ns, Some(node), kind);
+            Some(agent_message::Body::Event(t)) => {
+                let Some(kind) = t.kind else { return };
+                // Onto the harness's clock.
+                let ours = t
+                    .mono_ns
+                    .saturating_add_signed(-offset_ns.load(Ordering::Relaxed));
+                let t_ns = recorder.since_start(ours);
+                match &kind {
+                    Kind::Published(p) => recorder.published_at(
+                        Some(t_ns),
+                        MsgId(p.msg),
+                        node,
+                        &p.topic,
+                        p.size as usize,
+                    ),
+                    Kind::PeerSubscription(s) => {
+                        recorder.peer_subscription(node, NodeId(s.peer), &s.topic, s.subscribed)
+                    }
+                    other => {
+                        if let Some(kind) = event_of(other) {
+                            recorder.record_at(t_ns, Some(node), kind);
+                        }
                     }
                 }
             }
+            None => {}
         }
-        None => {}
     }
 }

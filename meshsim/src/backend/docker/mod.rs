@@ -555,16 +555,22 @@ impl DockerNodes {
         were
     }
 
-    /// Health of every running agent: resident memory and the delayer's counters.
-    pub(crate) async fn health(&self) -> Vec<(NodeId, Result<proto::HealthReport>)> {
+    /// Health of every running agent: resident memory and the delayer's counters, with its
+    /// clock offset and the round trip that measured it.
+    pub(crate) async fn health(
+        &self,
+    ) -> Vec<(
+        NodeId,
+        Result<(proto::HealthReport, (i64, std::time::Duration))>,
+    )> {
         join_all(self.running().map(|n| async move {
             let res = async {
-                match self
-                    .agent(n)?
+                let agent = self.agent(n)?;
+                match agent
                     .request(request::Body::Health(proto::Health {}))
                     .await?
                 {
-                    reply::Body::Health(h) => Ok(h),
+                    reply::Body::Health(h) => Ok((h, agent.clock())),
                     other => Err(Error::Node {
                         node: n,
                         reason: format!("unexpected reply to health: {other:?}"),

@@ -451,6 +451,55 @@ mod tests {
         );
     }
 
+    // The production path: the high-resolution timer thread on the real clock (the tests on
+    // a paused clock above use tokio's timer). Only lower bounds and order are asserted: how
+    // late the timer wakes is a wall-clock figure, measured by `meshsim-bench --only
+    // fidelity` (one-hop error) rather than asserted here.
+    #[tokio::test]
+    async fn the_precise_timer_never_delivers_early_or_out_of_order() {
+        let shape = LinkShape::latency(Duration::from_millis(20))
+            .with_jitter(Duration::from_millis(5))
+            .with_bandwidth(8_000_000);
+        let (_s1, out) = state(shape);
+        let (_s2, back) = state(LinkShape::default());
+        let lag = Arc::new(LagMeter::new(1.0));
+        let (mut a, mut b) = pipe(out, back, 9, lag.clone(), true);
+        let t0 = Instant::now();
+        // 10 kB occupy an 8 Mbit/s link for 10 ms; jitter takes off at most 5 ms.
+        a.write_all(&[7u8; 10_000]).await.unwrap();
+        let mut buf = vec![0u8; 10_000];
+        // A timer that never woke would leave the reader waiting: after a generous while,
+        // give up (checked first: a late poll must not find the bytes due by then).
+        async fn woken<T>(read: impl std::future::Future<Output = T>) -> T {
+            tokio::select! {
+                biased;
+                () = tokio::time::sleep(Duration::from_secs(10)) => {
+                    panic!("the link timer never woke the reader")
+                }
+                r = read => r,
+            }
+        }
+        woken(b.read_exact(&mut buf)).await.unwrap();
+        assert!(
+            t0.elapsed() >= Duration::from_millis(25),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert_eq!(buf, vec![7u8; 10_000]);
+        // Small writes under jitter arrive in the order sent.
+        for i in 0..50u8 {
+            a.write_all(&[i]).await.unwrap();
+        }
+        let mut buf = [0u8; 50];
+        woken(b.read_exact(&mut buf)).await.unwrap();
+        assert!(
+            buf.iter().enumerate().all(|(i, &v)| v == i as u8),
+            "{buf:?}"
+        );
+        // The links measured how late each delivery was taken.
+        assert!(lag.report(Duration::from_secs(1)).samples > 0);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn jitter_never_reorders() {
         let (_s1, out) = state(

@@ -1,10 +1,10 @@
 //! The simulation: [`Sim`] describes one (test name, seed, backend, node parameters, topics);
 //! [`Simulation`] is one running, with everything a test does to it.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -385,6 +385,7 @@ impl Sim {
             default_max_size: default_software.0.max_message_size(),
             default_info: default_software.0.info(),
             next_msg: AtomicU64::new(0),
+            given_payloads: Mutex::new(HashMap::new()),
             trace_file,
             dilation: k,
         };
@@ -416,6 +417,14 @@ pub struct ContainerStats {
     pub clock_round_trip: Duration,
 }
 
+/// The payload of a message of `size` bytes: its number, then filler that differs per message
+/// (so content-addressed message ids stay distinct).
+fn sized_payload(msg: MsgId, size: usize) -> Vec<u8> {
+    let mut data = msg.0.to_be_bytes().to_vec();
+    data.extend((0..size - 8).map(|i| (i as u64).wrapping_mul(31).wrapping_add(msg.0) as u8));
+    data
+}
+
 /// The largest time dilation [`Sim::with_dilation`] accepts. libp2p's 10 s substream
 /// negotiation timeout already caps useful factors near `10 s / slowest round trip`; above
 /// this, hour-long link latencies and gossipsub timers would no longer fit a `Duration`
@@ -436,6 +445,9 @@ pub struct Simulation {
     /// What nodes added later run, as the trace records it.
     default_info: SoftwareInfo,
     next_msg: AtomicU64,
+    /// The payloads of messages published with given bytes, for [`Simulation::publish_again`]
+    /// (those of sized publishes are made again from their number and size).
+    given_payloads: Mutex<HashMap<MsgId, Arc<[u8]>>>,
     trace_file: PathBuf,
     dilation: f64,
 }
@@ -625,10 +637,41 @@ impl Simulation {
         }
         self.check_size(node, topic, size)?;
         let msg = self.next_msg();
-        let mut data = msg.0.to_be_bytes().to_vec();
-        // Filler that differs per message, so content-addressed message ids stay distinct.
-        data.extend((0..size - 8).map(|i| (i as u64).wrapping_mul(31).wrapping_add(msg.0) as u8));
-        self.publish_payload(node, topic, msg, data).await
+        self.publish_payload(node, topic, msg, sized_payload(msg, size))
+            .await
+    }
+
+    /// Publishes message `msg` again, byte for byte, from `node`: a second origin of the
+    /// same content, as when two validators broadcast the same block. Whether the network
+    /// treats it as the same message is the message-id function's to say: with
+    /// [`MessageIdFn::ContentHash`](crate::node::MessageIdFn::ContentHash) a node that has
+    /// seen it refuses it as a duplicate ([`Error::Publish`]); with libp2p's default
+    /// (source and sequence number) it is a new message and spreads again, each copy recorded
+    /// as a duplicate of `msg`. The trace records the second `published` event; `msg`'s
+    /// expected receivers no longer include `node`.
+    pub async fn publish_again(&self, node: NodeId, msg: MsgId) -> Result<()> {
+        self.check_running(node)?;
+        let (topic, size) = {
+            let st = self.recorder.lock();
+            let m = st.trace.message(msg).ok_or(Error::UnknownMessage(msg.0))?;
+            (m.topic.clone(), m.size)
+        };
+        let given = self
+            .given_payloads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&msg)
+            .cloned();
+        let data = match given {
+            Some(data) => data.to_vec(),
+            None => sized_payload(msg, size),
+        };
+        let res = self.nodes.publish(node, msg, &topic, data).await?;
+        res.map_err(|reason| Error::Publish {
+            node,
+            topic,
+            reason,
+        })
     }
 
     /// Publishes `data` from `node`; meshsim puts its 8-byte message number in front.
@@ -637,7 +680,13 @@ impl Simulation {
         let msg = self.next_msg();
         let mut payload = msg.0.to_be_bytes().to_vec();
         payload.extend_from_slice(data);
-        self.publish_payload(node, topic, msg, payload).await
+        let kept: Arc<[u8]> = payload.as_slice().into();
+        let msg = self.publish_payload(node, topic, msg, payload).await?;
+        self.given_payloads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(msg, kept);
+        Ok(msg)
     }
 
     /// Refuses a message larger than `node`'s software can publish, before building it.

@@ -295,3 +295,60 @@ async fn plaintext_nodes_gossip_too(sim: meshsim::Sim) -> meshsim::Result<()> {
     );
     Ok(())
 }
+
+#[meshsim::test(seed = 31)]
+async fn content_hash_ids_make_identical_payloads_one_message(
+    sim: meshsim::Sim,
+) -> meshsim::Result<()> {
+    use meshsim::node::MessageIdFn;
+    // n0 publishes; once everyone has it, n3 publishes the very same bytes.
+    for id in [MessageIdFn::ContentHash, MessageIdFn::SourceSeqno] {
+        let params = meshsim::GossipsubParams {
+            message_id: id,
+            ..Default::default()
+        };
+        let sim = sim
+            .clone()
+            .with_params(params)
+            .start(Topology::line(4)?.with_latency(ms(10)))
+            .await?;
+        let msg = sim.publish(node(0), DEFAULT_TOPIC, 256).await?;
+        sim.wait_delivered(msg, secs(5)).await?.assert_reach(1.0)?;
+        let dups = |t: &meshsim::Trace, at: u32| {
+            t.events
+                .iter()
+                .filter(|e| {
+                    e.node == Some(node(at))
+                        && matches!(e.kind, EventKind::Duplicate { msg: m, .. } if m == msg)
+                })
+                .count()
+        };
+        let before = sim.trace();
+        let again = sim.publish_again(node(3), msg).await;
+        match id {
+            // Same bytes, same id: n3 has seen it, and gossipsub refuses a duplicate.
+            MessageIdFn::ContentHash => match again {
+                Err(meshsim::Error::Publish {
+                    node: n, reason, ..
+                }) => {
+                    assert_eq!(n, node(3));
+                    assert!(reason.contains("Duplicate"), "{reason}");
+                }
+                other => panic!("expected a refused duplicate, got {other:?}"),
+            },
+            // Another source, another id: a new message that spreads again, its copies
+            // recorded as duplicates of the same payload at n2 and n1.
+            _ => {
+                again?;
+                sim.wait_until(secs(5), "the second copy to reach n1 and n2", |t| {
+                    dups(t, 1) > dups(&before, 1) && dups(t, 2) > dups(&before, 2)
+                })
+                .await?;
+                let trace = sim.trace();
+                assert!(trace.check().is_empty(), "{:?}", trace.check());
+                assert!(!trace.delivery(msg)?.info().expected.contains(&node(3)));
+            }
+        }
+    }
+    Ok(())
+}

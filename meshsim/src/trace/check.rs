@@ -117,6 +117,7 @@ impl Trace {
             }
         }
         let msg_ok = |m: MsgId| msgs.contains_key(&m);
+        let mut published = std::collections::HashSet::new();
         let mut last = 0;
         for (i, e) in self.events.iter().enumerate() {
             if e.t_ns < last {
@@ -161,7 +162,9 @@ impl Trace {
                     }
                 }
             }
+            // The first publish is the origin's; another node may publish it again later.
             if let (EventKind::Published { msg, .. }, Some(n)) = (&e.kind, e.node)
+                && published.insert(*msg)
                 && let Some(&origin) = msgs.get(msg)
                 && origin != n
             {

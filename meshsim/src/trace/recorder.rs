@@ -248,6 +248,28 @@ impl Recorder {
         {
             let mut st = self.lock();
             let t_ns = t_ns.unwrap_or_else(|| self.now_ns());
+            let kind = EventKind::Published {
+                msg,
+                topic: topic.to_string(),
+                size,
+            };
+            // Published again, by another node (`Simulation::publish_again`): one more
+            // origin, which no longer counts as a receiver.
+            if let Some(m) = st.trace.messages.iter_mut().find(|m| m.id == msg) {
+                m.expected.retain(|&n| n != origin);
+                apply(&mut st.live, Some(origin), &kind);
+                insert_in_order(
+                    &mut st.trace.events,
+                    Event {
+                        t_ns,
+                        node: Some(origin),
+                        kind,
+                    },
+                );
+                drop(st);
+                self.bump();
+                return;
+            }
             let expected: Vec<NodeId> = st
                 .live
                 .up
@@ -270,11 +292,6 @@ impl Recorder {
                 published_ns: t_ns,
                 expected,
             });
-            let kind = EventKind::Published {
-                msg,
-                topic: topic.to_string(),
-                size,
-            };
             apply(&mut st.live, Some(origin), &kind);
             insert_in_order(
                 &mut st.trace.events,

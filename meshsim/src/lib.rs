@@ -10,7 +10,7 @@
 //! #[meshsim::test(seed = 7)]
 //! async fn block_reaches_everyone(sim: meshsim::Sim) -> meshsim::Result<()> {
 //!     let net = Topology::random_regular(20, 4, sim.seed())?.with_latency(ms(40)).with_jitter(ms(5));
-//!     let mut sim = sim.start(net).await?; // 20 gossipsub nodes, meshes formed
+//!     let sim = sim.start(net).await?; // 20 gossipsub nodes, meshes formed
 //!     let msg = sim.publish(node(0), meshsim::DEFAULT_TOPIC, 1024).await?;
 //!     let delivery = sim.wait_delivered(msg, secs(5)).await?;
 //!     delivery.assert_reach(1.0)?.assert_p99_latency_below(ms(1000))?;
@@ -19,7 +19,7 @@
 //! # // Doctests are not compiled as tests, so run the same body directly:
 //! # meshsim::__private::run_test("doc::block_reaches_everyone", Default::default(), |sim| async move {
 //! #     let net = Topology::random_regular(20, 4, sim.seed())?.with_latency(ms(40)).with_jitter(ms(5));
-//! #     let mut sim = sim.start(net).await?;
+//! #     let sim = sim.start(net).await?;
 //! #     let msg = sim.publish(node(0), meshsim::DEFAULT_TOPIC, 1024).await?;
 //! #     sim.wait_delivered(msg, secs(5)).await?.assert_reach(1.0)?.assert_p99_latency_below(ms(1000))?;
 //! #     meshsim::Result::<()>::Ok(())

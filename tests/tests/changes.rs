@@ -2,6 +2,7 @@
 //! routed through a multi-hop underlay.
 
 use meshsim::{DEFAULT_TOPIC, EventKind, LinkShape, Overlay, Topology, ms, node, secs};
+use meshsim_tests::timing_within;
 
 #[meshsim::test(backend = "both", seed = 4)]
 async fn changing_a_link_changes_delivery_time(sim: meshsim::Sim) -> meshsim::Result<()> {
@@ -20,8 +21,8 @@ async fn changing_a_link_changes_delivery_time(sim: meshsim::Sim) -> meshsim::Re
         .await?
         .latency_of(node(2))
         .expect("delivered");
-    assert!(before >= ms(40) && before < ms(50), "before: {before:?}");
-    assert!(after >= ms(140) && after < ms(150), "after: {after:?}");
+    timing_within("before the change", before, ms(40)..ms(50))?;
+    timing_within("after the change", after, ms(140)..ms(150))?;
     assert!(
         sim.trace()
             .events
@@ -53,8 +54,8 @@ async fn per_direction_shapes_apply_separately(sim: meshsim::Sim) -> meshsim::Re
         .await?
         .latency_of(node(0))
         .expect("delivered");
-    assert!(t1 >= ms(15) && t1 < ms(25), "0 -> 1: {t1:?}");
-    assert!(t2 >= ms(60) && t2 < ms(70), "1 -> 0: {t2:?}");
+    timing_within("0 -> 1", t1, ms(15)..ms(25))?;
+    timing_within("1 -> 0", t2, ms(60)..ms(70))?;
     Ok(())
 }
 
@@ -127,7 +128,7 @@ async fn added_node_joins_the_mesh(sim: meshsim::Sim) -> meshsim::Result<()> {
     let d = sim.wait_delivered(msg, secs(5)).await?;
     assert!(d.info().expected.contains(&new));
     let t = d.latency_of(new).expect("delivered");
-    assert!(t >= ms(25) && t < ms(35), "{t:?}");
+    timing_within("to the added node", t, ms(25)..ms(35))?;
     // The trace's topology includes the new node and its links, so viewers and exports see it.
     let trace = sim.trace();
     assert!(
@@ -178,10 +179,11 @@ async fn overlay_peers_use_shortest_underlay_path(sim: meshsim::Sim) -> meshsim:
         };
         let hop = ms(30 * (n.0 as i64 - from.0 as i64).unsigned_abs());
         let took = std::time::Duration::from_nanos(t - sent);
-        assert!(
-            took >= hop && took < hop + ms(10),
-            "{from} -> {n}: {took:?}, path {hop:?}"
-        );
+        timing_within(
+            &format!("{from} -> {n}, path {hop:?}"),
+            took,
+            hop..hop + ms(10),
+        )?;
     }
     Ok(())
 }

@@ -5,7 +5,6 @@
 //! `MESHSIM_REQUIRE_DOCKER` is set: then they fail.
 
 use meshsim::{DEFAULT_TOPIC, EventKind, NodeId, Topology, ms, node, secs};
-use meshsim_tests::check_path_latencies;
 
 /// A 10-node ring with 50 ms links: every first delivery arrives within a few ms per hop of
 /// the configured latency along its path, on real packets.
@@ -23,12 +22,7 @@ async fn ring_of_containers_delivers_at_configured_latency(
         let msg = sim.publish(node(origin), DEFAULT_TOPIC, 512).await?;
         let d = sim.wait_delivered(msg, secs(20)).await?;
         d.assert_reach(1.0)?;
-        let bad = check_path_latencies(&d, ms(5), ms(3));
-        assert!(
-            bad.is_empty(),
-            "off the configured latency:\n{}",
-            bad.join("\n")
-        );
+        d.assert_path_latency_within(ms(5), ms(3))?;
     }
     let stats = sim.container_stats().await?;
     assert_eq!(stats.len(), 10);

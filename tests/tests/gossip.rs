@@ -3,22 +3,10 @@
 
 use meshsim::node::{BoxError, Command, NodeContext, NodeSoftware, NodeTask, SoftwareInfo};
 use meshsim::{DEFAULT_TOPIC, EventKind, LinkShape, Topology, ms, node, secs};
-use meshsim_tests::check_path_latencies;
 use tokio::io::AsyncReadExt;
 
 /// Per-hop allowance for processing and timer resolution (1 ms tokio timer, debug build).
 const PER_HOP: std::time::Duration = ms(4);
-
-/// Every first delivery came no earlier than the configured latency along its propagation
-/// path, and at most `PER_HOP` per hop (+2 ms) later.
-fn assert_path_latencies(d: &meshsim::Delivery) {
-    let bad = check_path_latencies(d, PER_HOP, ms(2));
-    assert!(
-        bad.is_empty(),
-        "first deliveries off the configured path latency:\n{}",
-        bad.join("\n")
-    );
-}
 
 #[meshsim::test(backend = "both", seed = 11)]
 async fn ring_delivers_with_hop_latency(sim: meshsim::Sim) -> meshsim::Result<()> {
@@ -34,7 +22,7 @@ async fn ring_delivers_with_hop_latency(sim: meshsim::Sim) -> meshsim::Result<()
             "hops to n{k}"
         );
     }
-    assert_path_latencies(&d);
+    d.assert_path_latency_within(PER_HOP, ms(2))?;
     Ok(())
 }
 
@@ -50,7 +38,7 @@ async fn random_graph_delivers_with_path_latency(sim: meshsim::Sim) -> meshsim::
         let msg = sim.publish(node(origin), DEFAULT_TOPIC, 512).await?;
         let d = sim.wait_delivered(msg, secs(10)).await?;
         d.assert_reach(1.0)?;
-        assert_path_latencies(&d);
+        d.assert_path_latency_within(PER_HOP, ms(2))?;
     }
     Ok(())
 }
@@ -286,8 +274,7 @@ async fn plaintext_nodes_gossip_too(sim: meshsim::Sim) -> meshsim::Result<()> {
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 1000).await?;
     let d = sim.wait_delivered(msg, secs(5)).await?;
     d.assert_reach(1.0)?;
-    let bad = check_path_latencies(&d, ms(5), ms(3));
-    assert!(bad.is_empty(), "{bad:#?}");
+    d.assert_path_latency_within(ms(5), ms(3))?;
     assert!(
         d.trace().meta.node_software.ends_with("(plaintext, yamux)"),
         "{}",

@@ -11,7 +11,6 @@ use meshsim::node::{Libp2p, NodeSoftware, Readiness};
 use meshsim::{DEFAULT_TOPIC, Error, EventKind, NodeId, Sim, Topology, Trace, ms, node, secs};
 use meshsim_examples::flood::Flood;
 use meshsim_examples::validated::{self, PROTOCOL_VERSION, REJECT_MARKER};
-use meshsim_tests::tree_latency;
 
 /// The overlay neighbours of `n`.
 fn neighbours(trace: &Trace, n: NodeId) -> BTreeSet<NodeId> {
@@ -120,7 +119,7 @@ async fn flood_reaches_everyone_no_earlier_than_its_path(sim: Sim) -> meshsim::R
         let d = sim.wait_delivered(msg, secs(10)).await?;
         d.assert_reach(1.0)?;
         for (n, measured) in d.latencies() {
-            let (path, hops) = tree_latency(&d, n).expect("first deliveries follow links");
+            let (path, hops) = d.path_latency(n).expect("first deliveries follow links");
             assert!(
                 measured >= path,
                 "{n}: {measured:?} after publish, but its {hops}-hop path takes {path:?}"

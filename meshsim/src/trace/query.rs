@@ -339,6 +339,60 @@ impl Delivery {
         self.assert_latency_percentile_below(99.0, limit)
     }
 
+    /// The configured latency along the path the message took to `node` (its propagation
+    /// tree from the origin: each hop's link latency in the direction it was crossed), and
+    /// the number of hops; `None` when `node` was not reached or a hop is not a link (peers
+    /// connected across the underlay).
+    pub fn path_latency(&self, node: NodeId) -> Option<(Duration, usize)> {
+        let tree = self.propagation_tree();
+        let links = &self.trace.topology.links;
+        let (mut cur, mut total, mut hops) = (node, Duration::ZERO, 0);
+        while cur != self.info.origin {
+            let from = *tree.get(&cur)?;
+            let link = links
+                .iter()
+                .find(|l| (l.a, l.b) == (from.min(cur), from.max(cur)))?;
+            total += link.shape_from(from).latency;
+            cur = from;
+            hops += 1;
+        }
+        Some((total, hops))
+    }
+
+    /// Fails unless every first delivery came no earlier than the configured latency along
+    /// its path ([`Delivery::path_latency`]) and no later than `per_hop` per hop plus
+    /// `slack` after it: the links delivered what they were configured to. The error names
+    /// every node off the mark.
+    pub fn assert_path_latency_within(&self, per_hop: Duration, slack: Duration) -> Result<&Self> {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let mut off = Vec::new();
+        for (node, measured) in self.latencies() {
+            let Some((expected, hops)) = self.path_latency(node) else {
+                off.push(format!(
+                    "{node}: its propagation path does not follow links"
+                ));
+                continue;
+            };
+            let limit = expected + per_hop * hops as u32 + slack;
+            if measured < expected || measured > limit {
+                off.push(format!(
+                    "{node}: {:.2} ms measured, {:.2} ms configured over {hops} hops (allowed up to {:.2} ms)",
+                    ms(measured),
+                    ms(expected),
+                    ms(limit)
+                ));
+            }
+        }
+        if off.is_empty() {
+            return Ok(self);
+        }
+        Err(self.fail(format!(
+            "{}: first deliveries off the configured path latency:\n  {}",
+            self.info.id,
+            off.join("\n  ")
+        )))
+    }
+
     /// Fails unless no node received more than `max` duplicates.
     pub fn assert_duplicates_per_node_at_most(&self, max: usize) -> Result<&Self> {
         let over: Vec<String> = self

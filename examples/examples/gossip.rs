@@ -6,15 +6,27 @@
 //! published from different nodes; the program prints a table per message and writes the
 //! trace and its viewer.
 //!
+//! It runs in virtual time, so every run writes the same trace, byte for byte; `--real`
+//! runs it on the wall clock instead (its timings then include the CPU's lag, and vary).
+//!
 //! ```text
-//! cargo run --release -p meshsim-examples --example gossip
+//! cargo run --release -p meshsim-examples --example gossip [-- --real]
 //! ```
 
 use meshsim::{GeoParams, GossipsubParams, Sim, Topology, ms, node, secs};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run().await {
+const SEED: u64 = 2026;
+
+fn main() -> std::process::ExitCode {
+    let real = std::env::args().skip(1).any(|a| a == "--real");
+    let result = if real {
+        tokio::runtime::Runtime::new()
+            .expect("a tokio runtime")
+            .block_on(run())
+    } else {
+        meshsim::time::run_virtual(SEED, run)
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -24,7 +36,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> meshsim::Result<()> {
-    let seed = 2026;
+    let seed = SEED;
     let params = GeoParams {
         k: 6,
         ..GeoParams::default()
@@ -68,8 +80,9 @@ async fn run() -> meshsim::Result<()> {
         worst_reach * 100.0,
         dups.iter().sum::<f64>() / dups.len().max(1) as f64
     );
-    if let Some(lag) = trace.lag {
-        println!("{lag}");
+    match trace.lag {
+        Some(lag) => println!("{lag}"),
+        None => println!("virtual time: the same seed gives this same trace again"),
     }
     let path = sim.save_trace()?;
     let viewer = meshsim::view::viewer_path(&path);

@@ -14,6 +14,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut timeout: Option<(LitStr, u64)> = None;
     let mut seed: Option<LitInt> = None;
     let mut dilation: Option<f64> = None;
+    let mut time: Option<LitStr> = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("backend") {
             let lit: LitStr = meta.value()?.parse()?;
@@ -59,16 +60,39 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
             })?;
             dilation = Some(k);
             Ok(())
+        } else if meta.path.is_ident("time") {
+            let lit: LitStr = meta.value()?.parse()?;
+            if !matches!(lit.value().as_str(), "virtual" | "real") {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "unknown time {:?}: use \"virtual\" or \"real\"",
+                        lit.value()
+                    ),
+                ));
+            }
+            time = Some(lit);
+            Ok(())
         } else {
             Err(meta.error(
-                "unknown meshsim::test argument: expected `backend`, `timeout`, `seed` or `dilation`",
+                "unknown meshsim::test argument: expected `backend`, `timeout`, `seed`, `dilation` or `time`",
             ))
         }
     });
     parse_macro_input!(args with parser);
     let item_tokens: TokenStream2 = item.clone().into();
     let func = parse_macro_input!(item as ItemFn);
-    match expand(func, backend, timeout, seed, dilation) {
+    if let (Some(t), Some(_)) = (&time, dilation)
+        && t.value() == "virtual"
+    {
+        return syn::Error::new(
+            t.span(),
+            "dilation slows the wall clock: it needs time = \"real\" (virtual time has no lag to make up for)",
+        )
+        .to_compile_error()
+        .into();
+    }
+    match expand(func, backend, timeout, seed, dilation, time) {
         Ok(ts) => ts.into(),
         Err(e) => {
             let err = e.to_compile_error();
@@ -113,6 +137,7 @@ fn expand(
     timeout: Option<(LitStr, u64)>,
     seed: Option<LitInt>,
     dilation: Option<f64>,
+    time: Option<LitStr>,
 ) -> syn::Result<TokenStream2> {
     if func.sig.asyncness.is_none() {
         return Err(syn::Error::new(
@@ -161,6 +186,10 @@ fn expand(
         }
         None => quote!(::core::option::Option::None),
     };
+    let time = match time {
+        Some(t) => quote!(::core::option::Option::Some(#t)),
+        None => quote!(::core::option::Option::None),
+    };
     let call = if func.sig.inputs.is_empty() {
         quote!(|_sim: ::meshsim::Sim| #name())
     } else {
@@ -180,6 +209,7 @@ fn expand(
                         timeout: #timeout,
                         seed: #seed,
                         dilation: #dilation,
+                        time: #time,
                         user_subscriber: #user_subscriber,
                     },
                     #call,

@@ -26,7 +26,8 @@
 //! # });
 //! ```
 //!
-//! Outside a test, [`Sim::new`] makes the same simulation in any tokio runtime.
+//! Outside a test, [`Sim::new`] makes the same simulation in any tokio runtime (real time),
+//! or in virtual time inside [`time::run_virtual`].
 //!
 //! # The parts
 //! Data flows one way, and the modules follow it:
@@ -57,6 +58,8 @@
 //!   JSON, gossipsub-interop output, Chrome/Perfetto JSON, GraphML, DOT, GML) and the import
 //!   of go-libp2p-pubsub traces. The `meshsim` command-line tool (crate `meshsim-cli`) puts
 //!   these and the viewer behind `meshsim view|stats|export|import|validate`.
+//! - [`time`]: virtual time (the default in process: the same seed gives the same trace) and
+//!   real time, and how node software waits on either.
 //! - [`test`]: the `#[meshsim::test]` attribute.
 //!
 //! # Your own node software
@@ -171,6 +174,7 @@ pub mod node;
 mod runner;
 mod sim;
 mod skips;
+pub mod time;
 pub mod topology;
 pub mod trace;
 pub mod view;
@@ -190,7 +194,8 @@ pub use trace::{Delivery, Event, EventKind, LinkLag, MsgId, SoftwareInfo, Trace}
 /// Marks an `async fn(sim: meshsim::Sim) -> meshsim::Result<()>` as a test.
 ///
 /// It becomes a `#[test]` that builds a tokio runtime, hands the function a [`Sim`] named
-/// after the test, and runs it under a timeout. When the test fails, panics or times out,
+/// after the test, and runs it under a timeout. In-process tests run in virtual time (see
+/// [`time`]): deterministic from the seed, idle waiting free, timings exactly the links'. When the test fails, panics or times out,
 /// every simulation it started has its trace (and the captured logs) written to
 /// `target/meshsim/<module path>.<test name>/`, and the failure message says where.
 ///
@@ -199,11 +204,14 @@ pub use trace::{Delivery, Event, EventKind, LinkLag, MsgId, SoftwareInfo, Trace}
 ///   `<name>::docker`); otherwise `MESHSIM_BACKEND`, else in-process;
 /// - `timeout = "90s"` (units `ms`, `s`, `m`; default 120 s);
 /// - `seed = 7` (default 0), available as [`Sim::seed`];
-/// - `dilation = 10`: run the in-process network ten times slower than simulated time (see
-///   [`Sim::with_dilation`]). Without it the runner chooses: the test runs in real time,
-///   and if its links lagged above the threshold it runs again at the dilation the lag
-///   suggests ([`Trace::suggested_dilation`]), at most three runs in all, the last one's
-///   verdict and trace counting. The timeout is in simulated time.
+/// - `time = "virtual"` (the default in process, when libp2p's timers can follow it; see
+///   [`time`]) or `"real"` (the wall clock on a multi-threaded runtime; containers always
+///   run in it);
+/// - `dilation = 10` (real time only): run the in-process network ten times slower than
+///   simulated time (see [`Sim::with_dilation`]). In real time without it the runner
+///   chooses: if the links lagged above the threshold the test runs again at the dilation
+///   the lag suggests ([`Trace::suggested_dilation`]), at most three runs in all, the last
+///   one's verdict and trace counting. The timeout is in simulated time.
 ///
 /// Works with `#[tracing_test::traced_test]` above or below it: meshsim then leaves
 /// logging to it.

@@ -17,6 +17,7 @@ use tracing_subscriber::{EnvFilter, Layer, fmt};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::sim::Sim;
+use crate::time::TimeMode;
 use crate::topology::{NodeId, Topology};
 use crate::trace::recorder::Recorder;
 use crate::trace::{LinkLag, trace_dir};
@@ -126,8 +127,42 @@ pub struct TestArgs {
     /// `dilation = k`: a fixed time dilation; by default the runner chooses it (see
     /// [`Sim::with_dilation`]).
     pub dilation: Option<f64>,
+    /// `time = "virtual" | "real"`; by default virtual in process (real with a fixed
+    /// `dilation`), real in containers.
+    pub time: Option<&'static str>,
     /// The test installs its own tracing subscriber (`#[traced_test]`): leave logging alone.
     pub user_subscriber: bool,
+}
+
+/// The clock a test runs on: what it asked for, else virtual in process when libp2p's timers
+/// can follow it (real, said aloud, when they cannot), real with a fixed dilation and in
+/// containers.
+fn time_mode(name: &str, backend: Backend, args: &TestArgs) -> TimeMode {
+    let asked = args.time.map(|t| {
+        t.parse::<TimeMode>()
+            .unwrap_or_else(|e| panic!("meshsim: {name}: {e}"))
+    });
+    match (backend, asked) {
+        (Backend::Docker, Some(TimeMode::Virtual)) => panic!(
+            "meshsim: {name}: containers run in real time; time = \"virtual\" is for the in-process backend"
+        ),
+        (Backend::Docker, _) | (_, Some(TimeMode::Real)) => TimeMode::Real,
+        (Backend::InProcess, None) if args.dilation.is_some() => TimeMode::Real,
+        (Backend::InProcess, asked) => {
+            if crate::time::virtual_time_available() {
+                return TimeMode::Virtual;
+            }
+            let why = format!(
+                "virtual time needs libp2p's timers on meshsim's clock: add `[patch.crates-io] futures-timer = {{ {} }}` to your workspace's Cargo.toml (see meshsim's README)",
+                crate::time::PATCH_SOURCE
+            );
+            if asked.is_some() {
+                panic!("meshsim: {name}: {why}");
+            }
+            println!("meshsim: {name}: running in real time; {why}");
+            TimeMode::Real
+        }
+    }
 }
 
 /// What a test function may return: `()` or `Result<(), E: Display>`.
@@ -289,7 +324,7 @@ const MAX_ATTEMPTS: u32 = 3;
 /// Runs one test. Called by the code `#[meshsim::test]` generates; not for direct use.
 pub fn run_test<F, Fut, R>(name: &str, args: TestArgs, test: F)
 where
-    F: Fn(Sim) -> Fut,
+    F: Fn(Sim) -> Fut + Sync,
     Fut: Future<Output = R>,
     R: TestResult,
 {
@@ -308,6 +343,7 @@ where
         Backend::InProcess => Turn::Shared(BACKENDS.read().unwrap_or_else(|e| e.into_inner())),
     };
     let timeout = args.timeout.unwrap_or(Duration::from_secs(120));
+    let time = time_mode(name, backend, &args);
 
     // Logs: the test's and every node's (each line carries its node{name=..} span), kept in
     // memory and written next to the trace; also printed, so cargo shows them for failures.
@@ -343,25 +379,37 @@ where
             args.seed.unwrap_or(0),
             backend,
             dilation,
-            args.dilation.is_none(),
+            args.dilation.is_none() && time == TimeMode::Real,
         );
         // The timeout is in simulated time, like every duration the test passes.
         let wall_timeout =
             Duration::try_from_secs_f64(timeout.as_secs_f64() * dilation).unwrap_or(Duration::MAX);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("meshsim: cannot build a tokio runtime");
-        let body = AssertUnwindSafe(test(sim)).catch_unwind();
-        let outcome = runtime.block_on(async {
-            let run = tokio::time::timeout(wall_timeout, body);
-            match &dispatch {
-                Some(d) => run.with_subscriber(d.clone()).await,
-                None => run.await,
+        let body = || {
+            let body = AssertUnwindSafe(test(sim))
+                .catch_unwind()
+                .map(|r| r.map(TestResult::into_outcome));
+            async {
+                let run = crate::time::timeout(wall_timeout, body);
+                match &dispatch {
+                    Some(d) => run.with_subscriber(d.clone()).await,
+                    None => run.await,
+                }
             }
-        });
-        // Ends every node task before the verdict, whatever happened.
-        runtime.shutdown_timeout(Duration::from_secs(5));
+        };
+        let outcome = match time {
+            // No lag in virtual time, so no second attempt: the loop ends below.
+            TimeMode::Virtual => crate::time::run_virtual(args.seed.unwrap_or(0), body),
+            TimeMode::Real => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .expect("meshsim: cannot build a tokio runtime");
+                let outcome = runtime.block_on(body());
+                // Ends every node task before the verdict, whatever happened.
+                runtime.shutdown_timeout(Duration::from_secs(5));
+                outcome
+            }
+        };
         attempt += 1;
         let at = if dilation == 1.0 {
             String::new()
@@ -369,7 +417,7 @@ where
             format!(" (time dilated x{dilation})")
         };
         let outcome = match outcome {
-            Ok(Ok(result)) => result.into_outcome().map_err(|f| (f, None)),
+            Ok(Ok(result)) => result.map_err(|f| (f, None)),
             // A panic is not blamed on lag: it may be anything.
             Ok(Err(panic)) => Err((
                 TestFailure {

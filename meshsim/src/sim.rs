@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use std::time::Instant;
 
 use crate::backend::{Backend, NodeConfig, Nodes};
 use crate::error::{Error, Result, TopologyError, list_nodes};
 use crate::node::{self, GossipsubNode, GossipsubParams, NodeSoftware, Readiness, Security};
 use crate::runner::TestContext;
+use crate::time::TimeMode;
 use crate::topology::{Link, LinkShape, NodeId, NodeSpec, Topology};
 use crate::trace::recorder::{Live, Recorder, State};
 use crate::trace::{
@@ -254,6 +255,35 @@ impl Sim {
                 reason: "plaintext security is offered on the in-process backend only; containers run noise".into(),
             });
         }
+        // Virtual time is the thread's: a simulation started on a thread that
+        // `time::run_virtual` made runs in it.
+        let time = if meshsim_time::is_virtual() {
+            TimeMode::Virtual
+        } else {
+            TimeMode::Real
+        };
+        if time == TimeMode::Virtual {
+            let why = if self.backend == Backend::Docker {
+                Some("containers run in real time; start them outside virtual time (time = \"real\")".to_string())
+            } else if k != 1.0 {
+                Some(format!(
+                    "time dilation ({k}) makes up for lag in real time; virtual time has none"
+                ))
+            } else if !crate::time::virtual_time_available() {
+                Some(format!(
+                    "libp2p's timers do not follow virtual time: add `[patch.crates-io] futures-timer = {{ {} }}` to the workspace's Cargo.toml",
+                    crate::time::PATCH_SOURCE
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = why {
+                return Err(Error::BackendUnavailable {
+                    backend: self.backend.to_string(),
+                    reason: format!("in virtual time: {reason}"),
+                });
+            }
+        }
         let overlay = topology.overlay_pairs()?;
         let n = topology.node_count();
         let builtin = Software(Arc::new(
@@ -351,6 +381,8 @@ impl Sim {
                 started_at_unix_ns: 0,
                 meshsim_version: env!("CARGO_PKG_VERSION").to_string(),
                 dilation: k,
+                time,
+                deterministic: time == TimeMode::Virtual,
             },
             snapshot,
         ));
@@ -527,10 +559,10 @@ impl Simulation {
             }
             let pause = started.elapsed() * 10;
             let next = async {
-                tokio::time::sleep(pause).await;
+                crate::time::sleep(pause).await;
                 changes.changed().await
             };
-            if tokio::time::timeout_at(deadline, next).await.is_err() {
+            if crate::time::timeout_at(deadline, next).await.is_err() {
                 let progress = match check(&self.recorder.lock(), true) {
                     Ok(v) => return Ok(v),
                     Err(p) => p,
@@ -566,10 +598,10 @@ impl Simulation {
             }
             let pause = started.elapsed() * 10;
             let next = async {
-                tokio::time::sleep(pause).await;
+                crate::time::sleep(pause).await;
                 changes.changed().await
             };
-            if tokio::time::timeout_at(deadline, next).await.is_err() {
+            if crate::time::timeout_at(deadline, next).await.is_err() {
                 if predicate(&self.recorder.snapshot()) {
                     return Ok(());
                 }
@@ -809,7 +841,7 @@ impl Simulation {
     /// Lets the simulation run for `duration` (an observation window: to check that
     /// something does *not* happen).
     pub async fn run_for(&self, duration: Duration) {
-        tokio::time::sleep(self.wall(duration)).await;
+        crate::time::sleep(self.wall(duration)).await;
     }
 
     /// Sets the shape of both directions of the link `a - b`, re-shaping live connections

@@ -269,6 +269,19 @@ async fn bad_runtime_requests(sim: Sim) -> meshsim::Result<()> {
         }
         other => panic!("expected BackendUnavailable, got {:?}", other.map(|_| ())),
     }
+    // Containers cannot run on a simulation's virtual clock (this test runs in it).
+    match sim
+        .clone()
+        .with_backend(meshsim::Backend::Docker)
+        .start(Topology::ring(4)?)
+        .await
+    {
+        Err(Error::BackendUnavailable { backend, reason }) => {
+            assert_eq!(backend, "docker");
+            assert!(reason.contains("virtual time"), "{reason}");
+        }
+        other => panic!("expected BackendUnavailable, got {:?}", other.map(|_| ())),
+    }
     let mut disconnected = Topology::with_nodes(3);
     disconnected.link(node(0), node(1), LinkShape::default())?;
     assert!(matches!(

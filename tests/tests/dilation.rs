@@ -58,6 +58,14 @@ async fn run_for_and_timeouts_are_in_simulated_time(sim: meshsim::Sim) -> meshsi
     Ok(())
 }
 
+/// The runner's arguments for a test in real time, where links can lag.
+fn real_time() -> TestArgs {
+    TestArgs {
+        time: Some("real"),
+        ..TestArgs::default()
+    }
+}
+
 /// Runs `body` under the test runner the way `#[meshsim::test]` does and returns the time
 /// dilation of each run.
 fn dilations_of_runs(
@@ -89,12 +97,7 @@ fn dilations_of_runs(
 fn the_runner_dilates_a_test_whose_links_lag() {
     // Every delivery is at least 1 µs late as measured, so a zero threshold is always
     // exceeded: the runner runs the test again, each time slower, three runs in all.
-    let runs = dilations_of_runs(
-        "dilation_tests::auto",
-        TestArgs::default(),
-        None,
-        Duration::ZERO,
-    );
+    let runs = dilations_of_runs("dilation_tests::auto", real_time(), None, Duration::ZERO);
     // Each run at least doubles the last, up to the largest the runner suggests; three in
     // all, unless the second already reached that largest.
     let cap = meshsim::trace::MAX_SUGGESTED_DILATION;
@@ -106,12 +109,7 @@ fn the_runner_dilates_a_test_whose_links_lag() {
     let want = if runs[1] >= cap { 2 } else { 3 };
     assert_eq!(runs.len(), want, "{runs:?}");
     // Under a threshold of an hour nothing lags, so one run is enough.
-    let runs = dilations_of_runs(
-        "dilation_tests::auto_calm",
-        TestArgs::default(),
-        None,
-        secs(3600),
-    );
+    let runs = dilations_of_runs("dilation_tests::auto_calm", real_time(), None, secs(3600));
     assert_eq!(runs, [1.0]);
 }
 
@@ -125,7 +123,7 @@ fn a_fixed_dilation_is_never_changed_by_the_runner() {
     assert_eq!(runs, [3.0]);
     let runs = dilations_of_runs(
         "dilation_tests::fixed_sim",
-        TestArgs::default(),
+        real_time(),
         Some(2.0),
         Duration::ZERO,
     );
@@ -181,7 +179,7 @@ fn lagging_test_failing_once(
     let attempts = Arc::new(Mutex::new(0));
     let seen = attempts.clone();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_test(name, TestArgs::default(), |sim: Sim| {
+        run_test(name, real_time(), |sim: Sim| {
             let seen = seen.clone();
             async move {
                 let sim = sim.with_lag_threshold(Duration::ZERO);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use meshsim::{DEFAULT_TOPIC, Topology, ms, node, secs};
 use meshsim_examples::flood::Flood;
 
-#[meshsim::test]
+#[meshsim::test(time = "real")]
 async fn links_record_their_lag(sim: meshsim::Sim) -> meshsim::Result<()> {
     let sim = sim.start(Topology::ring(8)?.with_latency(ms(20))).await?;
     let before = sim.link_lag().expect("in-process links measure their lag");

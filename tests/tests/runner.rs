@@ -6,7 +6,7 @@ use std::time::Duration;
 use meshsim::__private::{TestArgs, run_test};
 use meshsim::{DEFAULT_TOPIC, Topology, Trace, ms, node, secs};
 
-fn run_and_catch<Fut>(name: &str, args: TestArgs, f: impl Fn(meshsim::Sim) -> Fut) -> String
+fn run_and_catch<Fut>(name: &str, args: TestArgs, f: impl Fn(meshsim::Sim) -> Fut + Sync) -> String
 where
     Fut: std::future::Future<Output = meshsim::Result<()>>,
 {

@@ -426,6 +426,8 @@ pub(crate) mod sample {
                 started_at_unix_ns: 1_700_000_000_123_456_789,
                 meshsim_version: "0.1.0".into(),
                 dilation: 1.0,
+                time: crate::time::TimeMode::Real,
+                deterministic: false,
             },
             topology: TopologySnapshot {
                 description: "line(4) <&> \"quoted\"".into(),

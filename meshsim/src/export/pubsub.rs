@@ -983,6 +983,8 @@ impl Builder {
                 started_at_unix_ns: t0 as u64,
                 meshsim_version: env!("CARGO_PKG_VERSION").to_string(),
                 dilation: 1.0,
+                time: crate::time::TimeMode::Real,
+                deterministic: false,
             },
             topology: TopologySnapshot {
                 description: format!(

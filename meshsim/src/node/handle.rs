@@ -191,7 +191,7 @@ impl NodeHandle {
     pub(crate) async fn stop(mut self, dilation: f64) {
         self.commands = None;
         let grace = super::context::dilate(STOP_GRACE, dilation);
-        if tokio::time::timeout(grace, &mut self.task).await.is_err() {
+        if crate::time::timeout(grace, &mut self.task).await.is_err() {
             self.kill().await;
         }
     }

@@ -177,7 +177,7 @@ impl Network {
             return Err(Self::unsupported());
         };
         let (stream, handshake) = links.connect(self.me, peer)?;
-        tokio::time::sleep(handshake).await;
+        crate::time::sleep(handshake).await;
         Ok(Connection::new(
             stream,
             peer,

@@ -24,6 +24,7 @@ pub use tally::{CdfPoint, EventCounts, Tally};
 
 use serde::{Deserialize, Serialize};
 
+use crate::time::TimeMode;
 use crate::topology::{Link, LinkShape, NodeId, NodeSpec};
 
 /// The `format` field of every trace file.
@@ -177,6 +178,18 @@ pub struct Meta {
     /// see [`Sim::with_dilation`](crate::Sim::with_dilation)). 1 when it ran in real time.
     #[serde(default = "no_dilation")]
     pub dilation: f64,
+    /// The clock the run used (see [`crate::time`]); `real` in traces written before meshsim
+    /// recorded it, and in imported ones.
+    #[serde(default = "real_time")]
+    pub time: TimeMode,
+    /// Whether the same seed gives this same trace again: a run in virtual time with
+    /// libp2p's timers on meshsim's clock, on one thread, randomness drawn from the seed.
+    #[serde(default)]
+    pub deterministic: bool,
+}
+
+fn real_time() -> TimeMode {
+    TimeMode::Real
 }
 
 /// Node software as the trace records it: what it calls itself and its parameters.

@@ -389,6 +389,8 @@ pub fn record_throughput(per_thread: usize, threads: usize) -> (Duration, usize)
             started_at_unix_ns: 0,
             meshsim_version: env!("CARGO_PKG_VERSION").into(),
             dilation: 1.0,
+            time: crate::time::TimeMode::Real,
+            deterministic: false,
         },
         TopologySnapshot {
             description: "bench".into(),

@@ -154,6 +154,8 @@ mod tests {
                 started_at_unix_ns: 1_700_000_000_000_000_000,
                 meshsim_version: "0.1.0".into(),
                 dilation: 1.0,
+                time: crate::time::TimeMode::Real,
+                deterministic: false,
             },
             topology: TopologySnapshot {
                 description: "line(2) \u{2028} & <b>".into(),

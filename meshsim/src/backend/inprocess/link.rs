@@ -17,9 +17,10 @@
 //!   travels the same way, so a peer behind a partition does not see it close until the heal.
 //! - **Kill:** the end of a killed node resets instead of closing: one latency later, the
 //!   peer's reads fail with `ConnectionReset`, as after a crashed process's RST.
-//! - **Timers:** arrivals are released by the link timer ([`super::timer`]: a thread on the
-//!   kernel's high-resolution timers, tens of microseconds), not tokio's 1 ms one; a busy CPU
-//!   delays them further, and the links measure that lag.
+//! - **Timers:** arrivals are released on meshsim's clock ([`meshsim_time::wake_at`]): in
+//!   virtual time exactly on time; in real time by a thread on the kernel's high-resolution
+//!   timers (tens of microseconds), not tokio's 1 ms one, and a busy CPU delays them
+//!   further, which the links measure as lag.
 
 use std::future::Future;
 use std::io;
@@ -27,16 +28,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::topology::LinkShape;
+use crate::trace::lag::LagMeter;
 use futures::{AsyncRead, AsyncWrite};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, Sleep};
-
-use super::timer;
-use crate::topology::LinkShape;
-use crate::trace::lag::LagMeter;
 
 /// Bytes of payload per simulated packet (a typical TCP MSS).
 const PACKET: usize = 1448;
@@ -180,10 +178,7 @@ struct Receiver {
     pending: Option<Chunk>,
     current: Vec<u8>,
     pos: usize,
-    sleep: Pin<Box<Sleep>>,
-    /// Wake on the fine-grained link timer instead of tokio's (which tests with a paused
-    /// tokio clock need); the deadline and task last registered with it.
-    precise: bool,
+    /// The deadline and task last registered with the clock.
     registered: Option<(Instant, Waker)>,
     heal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     last_release: Instant,
@@ -239,21 +234,13 @@ impl Receiver {
             }
             let at = chunk.at.max(self.last_release);
             if Instant::now() < at {
-                if self.precise {
-                    let known = matches!(&self.registered,
-                        Some((t, w)) if *t == at && w.will_wake(cx.waker()));
-                    if !known {
-                        timer::wake_at(at.into_std(), cx.waker());
-                        self.registered = Some((at, cx.waker().clone()));
-                    }
-                    return Poll::Pending;
+                let known = matches!(&self.registered,
+                    Some((t, w)) if *t == at && w.will_wake(cx.waker()));
+                if !known {
+                    meshsim_time::wake_at(at, cx.waker());
+                    self.registered = Some((at, cx.waker().clone()));
                 }
-                if self.sleep.deadline() != at {
-                    self.sleep.as_mut().reset(at);
-                }
-                if self.sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
+                return Poll::Pending;
             }
             self.last_release = at;
             let chunk = self.pending.take().expect("pending chunk");
@@ -281,18 +268,16 @@ pub(crate) struct SimStream {
 
 /// Makes a connected pair `(dialer end, listener end)`. `out` shapes dialer -> listener,
 /// `back` listener -> dialer; `seed` drives jitter and loss; `lag` notes how late each end
-/// reads what arrived; `precise` releases arrivals on the fine-grained link timer rather
-/// than tokio's 1 ms one.
+/// reads what arrived.
 #[cfg(test)]
 pub(crate) fn pipe(
     out: watch::Receiver<PathState>,
     back: watch::Receiver<PathState>,
     seed: u64,
     lag: Arc<LagMeter>,
-    precise: bool,
 ) -> (SimStream, SimStream) {
     let alive = || Arc::new(AtomicBool::new(false));
-    pipe_between(out, back, seed, lag, precise, (alive(), alive()))
+    pipe_between(out, back, seed, lag, (alive(), alive()))
 }
 
 /// As [`pipe`], between two nodes whose kill flags are `killed` (dialer's, listener's):
@@ -302,7 +287,6 @@ pub(crate) fn pipe_between(
     back: watch::Receiver<PathState>,
     seed: u64,
     lag: Arc<LagMeter>,
-    precise: bool,
     killed: (Arc<AtomicBool>, Arc<AtomicBool>),
 ) -> (SimStream, SimStream) {
     let (tx_out, rx_out) = mpsc::unbounded_channel();
@@ -323,8 +307,6 @@ pub(crate) fn pipe_between(
         pending: None,
         current: Vec::new(),
         pos: 0,
-        sleep: Box::pin(tokio::time::sleep_until(now)),
-        precise,
         registered: None,
         heal: None,
         last_release: now,
@@ -387,6 +369,11 @@ mod tests {
         })
     }
 
+    /// Runs a test in virtual time: exact timings, no waiting.
+    fn virtual_time<Fut: std::future::Future<Output = ()>>(test: impl FnOnce() -> Fut + Send) {
+        crate::time::run_virtual(1, test);
+    }
+
     fn cut(s: &mut PathState) {
         s.blocked = true;
         s.cuts += 1;
@@ -397,62 +384,68 @@ mod tests {
         s.last_heal = Some(Instant::now());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn latency_and_bandwidth_delay_arrival() {
-        let (_s1, out) =
-            state(LinkShape::latency(Duration::from_millis(50)).with_bandwidth(8_000_000));
-        let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)), false);
-        let t0 = Instant::now();
-        a.write_all(&[7u8; 10_000]).await.unwrap(); // 10 ms at 8 Mbit/s
-        let mut buf = vec![0u8; 10_000];
-        b.read_exact(&mut buf).await.unwrap();
-        assert_eq!(buf, vec![7u8; 10_000]);
-        assert_eq!(t0.elapsed(), Duration::from_millis(60));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn partition_holds_until_heal() {
-        let (s1, out) = state(LinkShape::latency(Duration::from_millis(20)));
-        let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)), false);
-        s1.send_modify(cut);
-        a.write_all(b"hello").await.unwrap();
-        let mut buf = [0u8; 5];
-        let read = tokio::time::timeout(Duration::from_secs(10), b.read_exact(&mut buf)).await;
-        assert!(read.is_err(), "nothing crosses a partition");
-        let healed = Instant::now();
-        s1.send_modify(heal);
-        b.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"hello");
-        assert_eq!(healed.elapsed(), Duration::from_millis(20));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn loss_becomes_retransmission_delay() {
-        let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.5));
-        let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
-        let (mut a, mut b) = pipe(out, back, 42, Arc::new(LagMeter::new(1.0)), false);
-        let mut late = 0;
-        for _ in 0..200 {
+    #[test]
+    fn latency_and_bandwidth_delay_arrival() {
+        virtual_time(|| async {
+            let (_s1, out) =
+                state(LinkShape::latency(Duration::from_millis(50)).with_bandwidth(8_000_000));
+            let (_s2, back) = state(LinkShape::default());
+            let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
             let t0 = Instant::now();
-            a.write_all(&[1u8; 100]).await.unwrap();
-            let mut buf = [0u8; 100];
+            a.write_all(&[7u8; 10_000]).await.unwrap(); // 10 ms at 8 Mbit/s
+            let mut buf = vec![0u8; 10_000];
             b.read_exact(&mut buf).await.unwrap();
-            let d = t0.elapsed();
-            assert!(d >= Duration::from_millis(10));
-            if d >= Duration::from_millis(230) {
-                late += 1; // 10 ms + RTO (20 ms RTT + 200 ms)
-            }
-        }
-        assert!(
-            (70..130).contains(&late),
-            "about half the writes are retransmitted: {late}"
-        );
+            assert_eq!(buf, vec![7u8; 10_000]);
+            assert_eq!(t0.elapsed(), Duration::from_millis(60));
+        });
     }
 
-    // The production path: the high-resolution timer thread on the real clock (the tests on
-    // a paused clock above use tokio's timer). Only lower bounds and order are asserted: how
+    #[test]
+    fn partition_holds_until_heal() {
+        virtual_time(|| async {
+            let (s1, out) = state(LinkShape::latency(Duration::from_millis(20)));
+            let (_s2, back) = state(LinkShape::default());
+            let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
+            s1.send_modify(cut);
+            a.write_all(b"hello").await.unwrap();
+            let mut buf = [0u8; 5];
+            let read = crate::time::timeout(Duration::from_secs(10), b.read_exact(&mut buf)).await;
+            assert!(read.is_err(), "nothing crosses a partition");
+            let healed = Instant::now();
+            s1.send_modify(heal);
+            b.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"hello");
+            assert_eq!(healed.elapsed(), Duration::from_millis(20));
+        });
+    }
+
+    #[test]
+    fn loss_becomes_retransmission_delay() {
+        virtual_time(|| async {
+            let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.5));
+            let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
+            let (mut a, mut b) = pipe(out, back, 42, Arc::new(LagMeter::new(1.0)));
+            let mut late = 0;
+            for _ in 0..200 {
+                let t0 = Instant::now();
+                a.write_all(&[1u8; 100]).await.unwrap();
+                let mut buf = [0u8; 100];
+                b.read_exact(&mut buf).await.unwrap();
+                let d = t0.elapsed();
+                assert!(d >= Duration::from_millis(10));
+                if d >= Duration::from_millis(230) {
+                    late += 1; // 10 ms + RTO (20 ms RTT + 200 ms)
+                }
+            }
+            assert!(
+                (70..130).contains(&late),
+                "about half the writes are retransmitted: {late}"
+            );
+        });
+    }
+
+    // The real-time path: the high-resolution timer thread on the real clock (the tests in
+    // virtual time above use the simulation's timers). Only lower bounds and order are asserted: how
     // late the timer wakes is a wall-clock figure, measured by `meshsim-bench --only
     // fidelity` (one-hop error) rather than asserted here.
     #[tokio::test]
@@ -463,7 +456,7 @@ mod tests {
         let (_s1, out) = state(shape);
         let (_s2, back) = state(LinkShape::default());
         let lag = Arc::new(LagMeter::new(1.0));
-        let (mut a, mut b) = pipe(out, back, 9, lag.clone(), true);
+        let (mut a, mut b) = pipe(out, back, 9, lag.clone());
         let t0 = Instant::now();
         // 10 kB occupy an 8 Mbit/s link for 10 ms; jitter takes off at most 5 ms.
         a.write_all(&[7u8; 10_000]).await.unwrap();
@@ -500,80 +493,89 @@ mod tests {
         assert!(lag.report(Duration::from_secs(1)).samples > 0);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn jitter_never_reorders() {
-        let (_s1, out) = state(
-            LinkShape::latency(Duration::from_millis(20)).with_jitter(Duration::from_millis(15)),
-        );
-        let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 7, Arc::new(LagMeter::new(1.0)), false);
-        for i in 0..100u8 {
-            a.write_all(&[i]).await.unwrap();
-            tokio::time::advance(Duration::from_millis(1)).await;
-        }
-        let mut buf = [0u8; 100];
-        b.read_exact(&mut buf).await.unwrap();
-        assert!(buf.iter().enumerate().all(|(i, &v)| v == i as u8));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn bytes_in_flight_during_a_short_cut_arrive_after_the_heal() {
-        let (s1, out) = state(LinkShape::latency(Duration::from_millis(100)));
-        let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)), false);
-        let t0 = Instant::now();
-        a.write_all(b"x").await.unwrap();
-        tokio::time::advance(Duration::from_millis(10)).await;
-        s1.send_modify(cut);
-        tokio::time::advance(Duration::from_millis(80)).await;
-        s1.send_modify(heal);
-        let mut buf = [0u8; 1];
-        b.read_exact(&mut buf).await.unwrap();
-        assert_eq!(
-            t0.elapsed(),
-            Duration::from_millis(190),
-            "one latency after the heal at 90 ms"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn closing_travels_with_latency_and_waits_for_a_heal() {
-        let (s1, out) = state(LinkShape::latency(Duration::from_millis(30)));
-        let (_s2, back) = state(LinkShape::default());
-        let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)), false);
-        s1.send_modify(cut);
-        let t0 = Instant::now();
-        drop(a.close().await);
-        drop(a);
-        let mut buf = [0u8; 1];
-        let early = tokio::time::timeout(Duration::from_secs(5), b.read(&mut buf)).await;
-        assert!(early.is_err(), "the close does not cross the partition");
-        s1.send_modify(heal);
-        assert_eq!(b.read(&mut buf).await.unwrap(), 0);
-        assert_eq!(t0.elapsed(), Duration::from_millis(5030));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn large_writes_resend_only_lost_packets() {
-        let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.05));
-        let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
-        let (mut a, mut b) = pipe(out, back, 3, Arc::new(LagMeter::new(1.0)), false);
-        let mut worst = Duration::ZERO;
-        for _ in 0..50 {
-            let t0 = Instant::now();
-            a.write_all(&[0u8; 65_000]).await.unwrap(); // 45 packets
-            let mut buf = vec![0u8; 65_000];
+    #[test]
+    fn jitter_never_reorders() {
+        virtual_time(|| async {
+            let (_s1, out) = state(
+                LinkShape::latency(Duration::from_millis(20))
+                    .with_jitter(Duration::from_millis(15)),
+            );
+            let (_s2, back) = state(LinkShape::default());
+            let (mut a, mut b) = pipe(out, back, 7, Arc::new(LagMeter::new(1.0)));
+            for i in 0..100u8 {
+                a.write_all(&[i]).await.unwrap();
+                crate::time::sleep(Duration::from_millis(1)).await;
+            }
+            let mut buf = [0u8; 100];
             b.read_exact(&mut buf).await.unwrap();
-            worst = worst.max(t0.elapsed());
-        }
-        // Each round loses 5% of what is left: a few RTOs (220 ms, 440 ms, ...) at most.
-        assert!(
-            worst < Duration::from_millis(10 + 220 + 440 + 880),
-            "{worst:?}"
-        );
-        assert!(
-            worst >= Duration::from_millis(230),
-            "some write lost a packet: {worst:?}"
-        );
+            assert!(buf.iter().enumerate().all(|(i, &v)| v == i as u8));
+        });
+    }
+
+    #[test]
+    fn bytes_in_flight_during_a_short_cut_arrive_after_the_heal() {
+        virtual_time(|| async {
+            let (s1, out) = state(LinkShape::latency(Duration::from_millis(100)));
+            let (_s2, back) = state(LinkShape::default());
+            let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
+            let t0 = Instant::now();
+            a.write_all(b"x").await.unwrap();
+            crate::time::sleep(Duration::from_millis(10)).await;
+            s1.send_modify(cut);
+            crate::time::sleep(Duration::from_millis(80)).await;
+            s1.send_modify(heal);
+            let mut buf = [0u8; 1];
+            b.read_exact(&mut buf).await.unwrap();
+            assert_eq!(
+                t0.elapsed(),
+                Duration::from_millis(190),
+                "one latency after the heal at 90 ms"
+            );
+        });
+    }
+
+    #[test]
+    fn closing_travels_with_latency_and_waits_for_a_heal() {
+        virtual_time(|| async {
+            let (s1, out) = state(LinkShape::latency(Duration::from_millis(30)));
+            let (_s2, back) = state(LinkShape::default());
+            let (mut a, mut b) = pipe(out, back, 1, Arc::new(LagMeter::new(1.0)));
+            s1.send_modify(cut);
+            let t0 = Instant::now();
+            drop(a.close().await);
+            drop(a);
+            let mut buf = [0u8; 1];
+            let early = crate::time::timeout(Duration::from_secs(5), b.read(&mut buf)).await;
+            assert!(early.is_err(), "the close does not cross the partition");
+            s1.send_modify(heal);
+            assert_eq!(b.read(&mut buf).await.unwrap(), 0);
+            assert_eq!(t0.elapsed(), Duration::from_millis(5030));
+        });
+    }
+
+    #[test]
+    fn large_writes_resend_only_lost_packets() {
+        virtual_time(|| async {
+            let (_s1, out) = state(LinkShape::latency(Duration::from_millis(10)).with_loss(0.05));
+            let (_s2, back) = state(LinkShape::latency(Duration::from_millis(10)));
+            let (mut a, mut b) = pipe(out, back, 3, Arc::new(LagMeter::new(1.0)));
+            let mut worst = Duration::ZERO;
+            for _ in 0..50 {
+                let t0 = Instant::now();
+                a.write_all(&[0u8; 65_000]).await.unwrap(); // 45 packets
+                let mut buf = vec![0u8; 65_000];
+                b.read_exact(&mut buf).await.unwrap();
+                worst = worst.max(t0.elapsed());
+            }
+            // Each round loses 5% of what is left: a few RTOs (220 ms, 440 ms, ...) at most.
+            assert!(
+                worst < Duration::from_millis(10 + 220 + 440 + 880),
+                "{worst:?}"
+            );
+            assert!(
+                worst >= Duration::from_millis(230),
+                "some write lost a packet: {worst:?}"
+            );
+        });
     }
 }

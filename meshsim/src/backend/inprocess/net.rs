@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::time::Instant;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 
 use super::link::{PathState, pipe_between};
 use crate::node::network::{ByteStream, Incoming, LISTEN_BACKLOG, Links};
@@ -20,7 +20,8 @@ type Listener = mpsc::Sender<(ByteStream, NodeId)>;
 pub(crate) struct SimNet {
     seed: u64,
     lag: Arc<LagMeter>,
-    connections: AtomicU64,
+    /// Listener registrations so far (each one's token).
+    listens: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -35,6 +36,9 @@ struct Inner {
     /// rather than close once it is set.
     killed: HashMap<NodeId, Arc<AtomicBool>>,
     paths: HashMap<(NodeId, NodeId), watch::Sender<PathState>>,
+    /// Connections opened so far per ordered pair: a link's randomness comes from the seed,
+    /// the pair and this count, not from the order connections elsewhere were made.
+    dials: HashMap<(NodeId, NodeId), u64>,
     partitions: Vec<(Vec<NodeId>, Vec<NodeId>)>,
 }
 
@@ -96,13 +100,14 @@ impl SimNet {
         Arc::new(SimNet {
             seed,
             lag: Arc::new(LagMeter::new(dilation)),
-            connections: AtomicU64::new(0),
+            listens: AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 topology,
                 dilation,
                 listeners: HashMap::new(),
                 killed: HashMap::new(),
                 paths: HashMap::new(),
+                dials: HashMap::new(),
                 partitions: Vec::new(),
             }),
         })
@@ -134,7 +139,7 @@ impl Links for SimNet {
     /// only this registration be removed.
     fn listen(&self, n: NodeId) -> (u64, Incoming) {
         let (tx, rx) = mpsc::channel(LISTEN_BACKLOG);
-        let token = self.connections.fetch_add(1, Ordering::Relaxed);
+        let token = self.listens.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.listeners.insert(n, (token, tx));
         inner.killed.insert(n, Arc::default());
@@ -172,13 +177,17 @@ impl Links for SimNet {
                 format!("{from} and {to} are partitioned"),
             ));
         }
-        let k = self.connections.fetch_add(1, Ordering::Relaxed);
+        let k = {
+            let count = inner.dials.entry((from, to)).or_default();
+            *count += 1;
+            *count
+        };
         let seed = self.seed
             ^ (u64::from(from.0) << 40)
             ^ (u64::from(to.0) << 20)
             ^ k.wrapping_mul(0x2545_f491_4f6c_dd1d);
         let killed = (Self::killed(&mut inner, from), Self::killed(&mut inner, to));
-        let (dialer, listener_end) = pipe_between(out, back, seed, self.lag.clone(), true, killed);
+        let (dialer, listener_end) = pipe_between(out, back, seed, self.lag.clone(), killed);
         listener
             .try_send((Box::new(listener_end), from))
             .map_err(|e| {

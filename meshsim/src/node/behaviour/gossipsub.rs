@@ -270,7 +270,7 @@ impl Gossipsub {
                 if let Some(delay) = self.validation_delay {
                     let (id, from) = (message_id.clone(), *propagation_source);
                     self.validating.push(Box::pin(async move {
-                        tokio::time::sleep(delay).await;
+                        crate::time::sleep(delay).await;
                         (id, from)
                     }));
                 }

@@ -410,7 +410,7 @@ where
                 self.event(event);
             }
         };
-        let _ = tokio::time::timeout(Duration::from_secs(1), closing).await;
+        let _ = crate::time::timeout(Duration::from_secs(1), closing).await;
     }
 
     fn dial_addr(&self, peer: NodeId) -> Option<Multiaddr> {

@@ -104,7 +104,7 @@ impl Transport for SimTransport {
             .map_err(TransportError::Other)?;
         // The TCP handshake: one round trip before the dialer may send.
         Ok(Box::pin(async move {
-            tokio::time::sleep(handshake).await;
+            crate::time::sleep(handshake).await;
             Ok(stream)
         }))
     }

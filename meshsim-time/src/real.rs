@@ -1,6 +1,6 @@
-//! A timer finer than tokio's for the simulated links. Tokio rounds every deadline up to its
-//! 1 ms tick and its driver wakes late by up to another tick, which put about 1.5 ms of error
-//! on every simulated hop. Here one thread sleeps until the earliest deadline (a futex
+//! The real-time timer, for threads not in a simulation: finer than tokio's, which rounds
+//! every deadline up to its 1 ms tick and wakes late by up to another tick (about 1.5 ms of
+//! error on every simulated hop). One thread sleeps until the earliest deadline (a futex
 //! timeout: the kernel's high-resolution timers, tens of microseconds) and wakes its task.
 
 use std::cmp::Reverse;
@@ -85,9 +85,9 @@ fn timer() -> &'static Timer {
             changed: Condvar::new(),
         }));
         std::thread::Builder::new()
-            .name("meshsim-link-timer".into())
+            .name("meshsim-timer".into())
             .spawn(move || t.run())
-            .expect("meshsim: cannot start the link timer thread");
+            .expect("meshsim-time: cannot start the timer thread");
         t
     })
 }

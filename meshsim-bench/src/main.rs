@@ -6,7 +6,7 @@
 //! cargo run --release -p meshsim-bench -- --quick    # small sizes, 1 run: a smoke test
 //! cargo run --release -p meshsim-bench -- --only fidelity,overhead --no-docker
 //! ```
-//! Sections: `startup`, `scale`, `fidelity`, `overhead`, `trace`, `load`. The Docker
+//! Sections: `startup`, `scale`, `fidelity`, `overhead`, `trace`, `load`, `time`. The Docker
 //! figures need a Docker engine; without one the program fails unless `--no-docker`.
 
 mod docker;
@@ -55,6 +55,7 @@ enum Section {
     Overhead,
     Trace,
     Load,
+    Time,
 }
 
 #[derive(Subcommand)]
@@ -80,7 +81,12 @@ fn main() -> ExitCode {
         .build()
         .expect("a tokio runtime");
     if let Some(Child::Network(spec)) = &args.child {
-        return match runtime.block_on(network::run(spec)) {
+        let outcome = if spec.virtual_time {
+            meshsim::time::run_virtual(1, || network::run(spec))
+        } else {
+            runtime.block_on(network::run(spec))
+        };
+        return match outcome {
             Ok(out) => {
                 println!("{}", serde_json::to_string(&out).expect("serialisable"));
                 ExitCode::SUCCESS
@@ -138,6 +144,9 @@ fn main() -> ExitCode {
         }
         if wants(Section::Load) {
             load(&plan)?;
+        }
+        if wants(Section::Time) {
+            time_section(&plan)?;
         }
         Res::Ok(())
     });
@@ -308,6 +317,8 @@ async fn scale(plan: &Plan) -> Res {
             dilation: 1.0,
             plaintext,
             save: None,
+            virtual_time: false,
+            gossip_s: 0,
         };
         let o = network::in_child(&spec)?;
         cells(&[
@@ -471,6 +482,8 @@ fn trace_section(plan: &Plan) -> Res {
             dilation: 1.0,
             plaintext: false,
             save: Some(dir.join("real.json")),
+            virtual_time: false,
+            gossip_s: 0,
         };
         let o = network::in_child(&spec)?;
         let real = meshsim::Trace::load(&dir.join("real.json")).map_err(|e| e.to_string())?;
@@ -518,6 +531,8 @@ fn load(plan: &Plan) -> Res {
             dilation: 1.0,
             plaintext: false,
             save: None,
+            virtual_time: false,
+            gossip_s: 0,
         };
         loop {
             let o = match network::in_child(&spec) {
@@ -551,6 +566,85 @@ fn load(plan: &Plan) -> Res {
                 Some(k) if spec.dilation == 1.0 => spec.dilation = k,
                 _ => break,
             }
+        }
+    }
+    Ok(())
+}
+
+fn time_section(plan: &Plan) -> Res {
+    let gossip_s = if plan.quick { 10 } else { 60 };
+    section(
+        "Virtual time",
+        &format!(
+            "In-process, random 8-regular graph, 50 ms links, noise; {gossip_s} simulated seconds \
+             of gossip: heartbeats, and one 1 KiB message a second from rotating publishers. \
+             Each configuration runs {} time(s) in its own process; 'identical' counts runs \
+             whose whole trace file equals the first run's.",
+            plan.repeats
+        ),
+        &[
+            "network",
+            "clock",
+            "wall: start / gossip",
+            "peak memory",
+            "one-hop error p50 / p99",
+            "reach",
+            "identical reruns",
+        ],
+    );
+    let sizes = sizes(plan, &[1000, 10_000], &[100]);
+    for &n in sizes {
+        let mut configs = vec![("virtual", true, 1.0)];
+        if n <= 1000 {
+            configs.push(("real", false, 1.0));
+            configs.push(("real, dilated x10", false, 10.0));
+        }
+        for (clock, virtual_time, dilation) in configs {
+            let spec = network::Spec {
+                nodes: n,
+                degree: 8,
+                latency_ms: 50,
+                dilation,
+                plaintext: false,
+                save: None,
+                virtual_time,
+                gossip_s,
+            };
+            let mut runs = Vec::new();
+            let mut failed = None;
+            // A dilated run takes ten times its simulated time: once is enough.
+            let repeats = if dilation > 1.0 { 1 } else { plan.repeats };
+            for _ in 0..repeats {
+                match network::in_child(&spec) {
+                    Ok(o) => runs.push(o),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            let Some(o) = runs.first() else {
+                cells(&[
+                    format!("{n} nodes"),
+                    clock.into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    format!("failed: {}", failed.unwrap_or_default()),
+                ]);
+                continue;
+            };
+            let same = runs.iter().filter(|r| r.trace_hash == o.trace_hash).count();
+            cells(&[
+                format!("{n} nodes"),
+                clock.into(),
+                format!("{:.1} s / {:.1} s", o.ready_s, o.deliver_s),
+                format!("{:.0} MiB", o.peak_rss_mib),
+                format!("{:+.2} / {:+.2} ms", o.hop_error_p50_ms, o.hop_error_p99_ms),
+                format!("{:.1}%", o.reach * 100.0),
+                format!("{same} of {}", runs.len()),
+            ]);
         }
     }
     Ok(())

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use meshsim::{DEFAULT_TOPIC, Security, Sim, Topology, ms, node};
+use meshsim::{DEFAULT_TOPIC, Security, Sim, Topology, ms, node, secs};
 use serde::{Deserialize, Serialize};
 
 use crate::machine;
@@ -34,6 +34,13 @@ pub struct Spec {
     /// Where to save the trace (JSON), if anywhere.
     #[arg(long)]
     pub save: Option<PathBuf>,
+    /// Run in virtual time (deterministic, idle waiting free) rather than real time.
+    #[arg(long = "virtual")]
+    pub virtual_time: bool,
+    /// Instead of one message: this many simulated seconds of gossip, one 1 KiB message a
+    /// second from rotating publishers (heartbeats throughout).
+    #[arg(long, default_value_t = 0)]
+    pub gossip_s: u64,
 }
 
 /// What one run measured. Times of the network are simulated; `*_s` wall-clock seconds.
@@ -61,6 +68,8 @@ pub struct Outcome {
     pub suggested_dilation: Option<f64>,
     /// Events in the trace.
     pub events: usize,
+    /// A hash of the whole trace file, to tell identical reruns.
+    pub trace_hash: u64,
 }
 
 /// Runs `spec` in this process (the child's side).
@@ -72,7 +81,7 @@ pub async fn run(spec: &Spec) -> meshsim::Result<Outcome> {
     };
     // Waits are in simulated time: bound them to ten minutes of wall time whatever the dilation.
     let patience = Duration::from_secs_f64(600.0 / spec.dilation);
-    let t0 = Instant::now();
+    let t0 = meshsim::time::wall_now();
     let net =
         Topology::random_regular(spec.nodes, spec.degree, 1)?.with_latency(ms(spec.latency_ms));
     let sim = Sim::new(format!("bench.network{}", spec.nodes))?
@@ -81,11 +90,24 @@ pub async fn run(spec: &Spec) -> meshsim::Result<Outcome> {
         .with_dilation(spec.dilation)
         .with_ready_timeout(patience);
     let sim = sim.start(net).await?;
-    let ready_s = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
+    let ready_s = meshsim::time::wall_elapsed(t0).as_secs_f64();
+    let t1 = meshsim::time::wall_now();
     let msg = sim.publish(node(0), DEFAULT_TOPIC, 1024).await?;
+    let mut reach = 1.0f64;
+    let mut last = msg;
+    for i in 1..spec.gossip_s {
+        sim.run_for(secs(1)).await;
+        let from = node(((i as usize * 7919) % spec.nodes) as u32);
+        last = sim.publish(from, DEFAULT_TOPIC, 1024).await?;
+    }
+    if spec.gossip_s > 0 {
+        sim.run_for(secs(1)).await;
+        for m in [msg, last] {
+            reach = reach.min(sim.wait_delivered(m, patience).await?.reach());
+        }
+    }
     let d = sim.wait_delivered(msg, patience).await?;
-    let deliver_s = t1.elapsed().as_secs_f64();
+    let deliver_s = meshsim::time::wall_elapsed(t1).as_secs_f64();
     let st = d.stats();
     let errors = sorted(hop_errors_ms(&d, spec.latency_ms as f64));
     let trace = d.trace();
@@ -98,7 +120,7 @@ pub async fn run(spec: &Spec) -> meshsim::Result<Outcome> {
     let out = Outcome {
         ready_s,
         deliver_s,
-        reach: st.reach,
+        reach: st.reach.min(reach),
         dissemination_ms: st.dissemination.unwrap_or_default().as_secs_f64() * 1e3,
         peak_rss_mib: machine::peak_rss_mib(),
         hop_error_p50_ms: percentile(&errors, 0.5).unwrap_or(f64::NAN),
@@ -107,6 +129,11 @@ pub async fn run(spec: &Spec) -> meshsim::Result<Outcome> {
         lag_p99_ms,
         suggested_dilation: trace.suggested_dilation(),
         events: trace.events.len(),
+        trace_hash: {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&serde_json::to_vec(&trace).unwrap_or_default(), &mut h);
+            std::hash::Hasher::finish(&h)
+        },
     };
     sim.stop().await;
     Ok(out)
@@ -147,6 +174,10 @@ pub fn in_child(spec: &Spec) -> Result<Outcome, String> {
     if spec.plaintext {
         cmd.arg("--plaintext");
     }
+    if spec.virtual_time {
+        cmd.arg("--virtual");
+    }
+    cmd.args(["--gossip-s", &spec.gossip_s.to_string()]);
     if let Some(p) = &spec.save {
         cmd.arg("--save").arg(p);
     }

@@ -64,6 +64,29 @@ fn real_clock_gettime() -> Option<ClockGettime> {
     (f != 0).then(|| unsafe { std::mem::transmute::<usize, ClockGettime>(f) })
 }
 
+/// The real monotonic clock, on any thread (a simulation thread included), in nanoseconds.
+pub(crate) fn real_monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    #[cfg(not(target_feature = "crt-static"))]
+    match real_clock_gettime() {
+        // SAFETY: a valid timespec to write to.
+        Some(real) => unsafe { real(libc::CLOCK_MONOTONIC, &mut ts) },
+        // SAFETY: the raw system call with a valid timespec.
+        None => unsafe {
+            libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts) as libc::c_int
+        },
+    };
+    #[cfg(target_feature = "crt-static")]
+    // SAFETY: a valid timespec to write to.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts)
+    };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 #[cfg(not(target_feature = "crt-static"))]
 /// `clock_gettime(2)`: the virtual clock for the monotonic and wall clocks on a simulation
 /// thread, the real one otherwise.

@@ -44,6 +44,12 @@ mod sleep;
 pub use sim::{Entered, advance, enter, is_virtual, now, pending_timers, run};
 pub use sleep::{Sleep, wake_at};
 
+/// The wall clock's monotonic time (nanoseconds since an arbitrary point), on any thread:
+/// what a simulation thread's `Instant` does not show, for measuring how long a run took.
+pub fn wall_ns() -> u64 {
+    interpose::real_monotonic_ns()
+}
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static STAND_IN: AtomicBool = AtomicBool::new(false);

@@ -58,6 +58,17 @@ impl std::str::FromStr for TimeMode {
     }
 }
 
+/// Wall-clock time elapsed since `since` (a [`wall_now`] reading), on any thread: in virtual
+/// time `Instant` is simulated, so measure how long a run really took with these.
+pub fn wall_elapsed(since: Duration) -> Duration {
+    wall_now().saturating_sub(since)
+}
+
+/// The wall clock's monotonic reading, on any thread (see [`wall_elapsed`]).
+pub fn wall_now() -> Duration {
+    Duration::from_nanos(meshsim_time::wall_ns())
+}
+
 /// Where meshsim's futures-timer stand-in comes from, as a `[patch.crates-io]` entry says it.
 pub const PATCH_SOURCE: &str = "git = \"https://example.invalid/meshsim\"";
 

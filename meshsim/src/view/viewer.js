@@ -1304,6 +1304,9 @@
         str(meta.node_software),
         meta.seed !== undefined ? `seed ${str(meta.seed)}` : '',
         Number(meta.dilation) > 1 ? `time dilated x${Number(meta.dilation)}` : '',
+        meta.time === 'virtual'
+          ? (meta.deterministic === true ? 'virtual time (same seed, same trace)' : 'virtual time')
+          : '',
         m.description,
       ].filter(Boolean);
       $('meta').textContent = bits.join(' · ');

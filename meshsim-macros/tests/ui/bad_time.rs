@@ -1,0 +1,4 @@
+#[meshsim_macros::test(time = "fast")]
+async fn t() {}
+
+fn main() {}
